@@ -1,0 +1,296 @@
+"""
+microGPT, the spec tier: the whole algorithm of Karpathy's reference in one file.
+
+A one-layer GPT (rmsnorm, multi-head attention over a KV cache, ReLU MLP) trained with
+Adam on a list of names, one document per step, by a scalar autograd; then it samples
+new names. Read it top to bottom: tokenizer, autograd, parameters, model, optimizer,
+training loop, sampling. Every float operation happens in the reference's order, so
+this file reproduces its losses and samples bit for bit (see ../shared/SPEC.md).
+Every other tier of the project is an engineering of this one. Standard library only.
+"""
+import math
+import random
+import time
+
+from .config import param_shapes
+
+
+# ---------------------------------------------------------------------------------------
+# Tokenizer: each distinct character is a token id; one extra id, BOS, marks the start
+# and the end of a document.
+
+class Tokenizer:
+    def __init__(self, chars):
+        self.uchars = sorted(chars)              # token id -> character
+        self.stoi = {ch: i for i, ch in enumerate(self.uchars)}
+        self.BOS = len(self.uchars)              # Beginning (and end) Of Sequence
+        self.vocab_size = len(self.uchars) + 1
+
+    def encode(self, doc):
+        """A document as the model trains on it: [BOS, ids of its characters..., BOS]."""
+        return [self.BOS] + [self.stoi[ch] for ch in doc] + [self.BOS]
+
+    def decode(self, ids):
+        return ''.join(self.uchars[i] for i in ids)
+
+
+# ---------------------------------------------------------------------------------------
+# Autograd: a Value is one scalar in the computation graph. Each op computes its value
+# and, beside it, the local derivative of the result with respect to each input.
+
+class Value:
+    __slots__ = ('data', 'grad', '_children', '_local_grads')
+
+    def __init__(self, data, children=(), local_grads=()):
+        self.data = data                  # the value, computed in the forward pass
+        self.grad = 0                     # d(loss)/d(this), accumulated by backward()
+        self._children = children         # the Values this one was computed from
+        self._local_grads = local_grads   # d(this)/d(child), one per child
+
+    # The primitive ops.
+    def __add__(self, other):             # a + b: local grads 1, 1
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data + other.data, (self, other), (1, 1))
+
+    def __mul__(self, other):             # a * b: local grads b, a
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data))
+
+    def __pow__(self, k):                 # a ** k for a plain number k: k * a**(k-1)
+        return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
+
+    def log(self):                        # log(a): 1/a
+        return Value(math.log(self.data), (self,), (1 / self.data,))
+
+    def exp(self):                        # exp(a): exp(a)
+        e = math.exp(self.data)
+        return Value(e, (self,), (e,))
+
+    def relu(self):                       # max(0, a): 1 where a > 0, else 0
+        return Value(max(0, self.data), (self,), (float(self.data > 0),))
+
+    # Derived ops, built from the primitives. The exact floats depend on how: a / b is
+    # a * b**-1, and x / 16 multiplies by 16**-1, which is not always a true division.
+    def __neg__(self): return self * -1
+    def __radd__(self, other): return self + other
+    def __sub__(self, other): return self + (-other)
+    def __rsub__(self, other): return other + (-self)
+    def __rmul__(self, other): return self * other
+    def __truediv__(self, other): return self * other ** -1
+    def __rtruediv__(self, other): return other * self ** -1
+
+    def backward(self):
+        """Chain rule over the graph: visit nodes in reverse topological order and push
+        each node's gradient to its children, child.grad += local_grad * node.grad."""
+        # Depth-first post-order from the loss, children in order: the recursive
+        # visit(v) = [visit(c) for c in children], append(v) -- written with an explicit
+        # stack so that deep graphs do not hit Python's recursion limit.
+        topo, visited = [], {self}
+        stack = [(self, iter(self._children))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child._children)))
+                    break
+            else:
+                stack.pop()
+                topo.append(node)
+        self.grad = 1
+        for node in reversed(topo):
+            for child, local_grad in zip(node._children, node._local_grads):
+                child.grad += local_grad * node.grad
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters: every weight starts as random.gauss(0, std), matrix by matrix, row by row,
+# in the order of param_shapes() -- that order is the RNG stream, so keep it.
+
+def init_state_dict(config, vocab_size):
+    """{name: matrix}, a matrix being a list of rows of Values: wte (V,C), wpe (T,C),
+    lm_head (V,C), and per layer attn_wq/wk/wv/wo (C,C), mlp_fc1 (4C,C), mlp_fc2 (C,4C)."""
+    return {name: [[Value(random.gauss(0, config.init_std)) for _ in range(cols)]
+                   for _ in range(rows)]
+            for name, (rows, cols) in param_shapes(config, vocab_size)}
+
+
+# ---------------------------------------------------------------------------------------
+# The model: GPT-2 with rmsnorm for layernorm, ReLU for GeLU, and no biases.
+
+def linear(x, w):
+    """w @ x: one dot product per row of w, each summed left to right from 0."""
+    return [sum(wi * xi for wi, xi in zip(row, x)) for row in w]
+
+
+def softmax(logits):
+    max_val = max(val.data for val in logits)   # a plain float: no gradient flows here
+    exps = [(val - max_val).exp() for val in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def rmsnorm(x):
+    ms = sum(xi * xi for xi in x) / len(x)
+    scale = (ms + 1e-5) ** -0.5
+    return [xi * scale for xi in x]
+
+
+def gpt(state_dict, config, token_id, pos_id, keys, values):
+    """Logits over the next token, for one token at position pos_id.
+
+    keys[li] and values[li] are layer li's KV cache: the k and v vectors of every
+    earlier position of this sequence. This call appends its own.
+    """
+    n_head, head_dim = config.n_head, config.head_dim
+    tok_emb = state_dict['wte'][token_id]
+    pos_emb = state_dict['wpe'][pos_id]
+    x = [t + p for t, p in zip(tok_emb, pos_emb)]
+    x = rmsnorm(x)  # not redundant: the residual stream starts normalised
+
+    for li in range(config.n_layer):
+        # 1) Multi-head attention: this position's query against every cached key.
+        x_residual = x
+        x = rmsnorm(x)
+        q = linear(x, state_dict[f'layer{li}.attn_wq'])
+        k = linear(x, state_dict[f'layer{li}.attn_wk'])
+        v = linear(x, state_dict[f'layer{li}.attn_wv'])
+        keys[li].append(k)
+        values[li].append(v)
+        x_attn = []
+        for h in range(n_head):
+            hs = h * head_dim
+            q_h = q[hs:hs + head_dim]
+            k_h = [ki[hs:hs + head_dim] for ki in keys[li]]
+            v_h = [vi[hs:hs + head_dim] for vi in values[li]]
+            attn_logits = [sum(q_h[j] * k_h[t][j] for j in range(head_dim)) / head_dim ** 0.5
+                           for t in range(len(k_h))]
+            attn_weights = softmax(attn_logits)
+            head_out = [sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h)))
+                        for j in range(head_dim)]
+            x_attn.extend(head_out)
+        x = linear(x_attn, state_dict[f'layer{li}.attn_wo'])
+        x = [a + b for a, b in zip(x, x_residual)]
+        # 2) MLP: widen 4x, ReLU, narrow back.
+        x_residual = x
+        x = rmsnorm(x)
+        x = linear(x, state_dict[f'layer{li}.mlp_fc1'])
+        x = [xi.relu() for xi in x]
+        x = linear(x, state_dict[f'layer{li}.mlp_fc2'])
+        x = [a + b for a, b in zip(x, x_residual)]
+
+    return linear(x, state_dict['lm_head'])
+
+
+# ---------------------------------------------------------------------------------------
+# Adam, with the learning rate decayed linearly to zero over the run.
+
+def adam_update(params, m, v, step, config):
+    """One Adam step over the flat parameter list; zeroes each gradient after use."""
+    b1, b2 = config.beta1, config.beta2
+    lr_t = config.learning_rate * (1 - step / config.steps)
+    for i, p in enumerate(params):
+        m[i] = b1 * m[i] + (1 - b1) * p.grad
+        v[i] = b2 * v[i] + (1 - b2) * p.grad ** 2
+        m_hat = m[i] / (1 - b1 ** (step + 1))
+        v_hat = v[i] / (1 - b2 ** (step + 1))
+        p.data -= lr_t * m_hat / (v_hat ** 0.5 + config.eps_adam)
+        p.grad = 0
+
+
+class ScalarGPT:
+    """The scalar tier. Every tier offers this interface to train() and sample():
+    __init__(config, vocab_size) draws the weights; num_params; train_step(tokens, step)
+    -> loss; new_cache(); next_probs(token_id, pos_id, cache, temperature) -> floats."""
+
+    def __init__(self, config, vocab_size):
+        self.config = config
+        self.state_dict = init_state_dict(config, vocab_size)
+        self.params = [p for mat in self.state_dict.values() for row in mat for p in row]
+        self.m = [0.0] * len(self.params)   # Adam's first moments
+        self.v = [0.0] * len(self.params)   # Adam's second moments
+
+    @property
+    def num_params(self):
+        return len(self.params)
+
+    def new_cache(self):
+        n = self.config.n_layer
+        return [[] for _ in range(n)], [[] for _ in range(n)]
+
+    def train_step(self, tokens, step):
+        """Forward the document position by position, backward, update; return the loss."""
+        n = min(self.config.block_size, len(tokens) - 1)
+        keys, values = self.new_cache()
+        losses = []
+        for pos_id in range(n):
+            token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
+            logits = gpt(self.state_dict, self.config, token_id, pos_id, keys, values)
+            probs = softmax(logits)
+            losses.append(-probs[target_id].log())
+        loss = (1 / n) * sum(losses)   # the mean loss over the document
+        loss.backward()
+        adam_update(self.params, self.m, self.v, step, self.config)
+        return loss.data
+
+    def next_probs(self, token_id, pos_id, cache, temperature):
+        keys, values = cache
+        logits = gpt(self.state_dict, self.config, token_id, pos_id, keys, values)
+        probs = softmax([l / temperature for l in logits])
+        return [p.data for p in probs]
+
+
+# ---------------------------------------------------------------------------------------
+# The run: shuffle, train one document per step, then sample. Shared by every tier.
+
+def train(model, docs, tok, config, on_step=None):
+    """Train for config.steps steps, printing each loss like the reference; return them."""
+    losses = []
+    for step in range(config.steps):
+        doc = docs[step % len(docs)]
+        loss = model.train_step(tok.encode(doc), step)
+        losses.append(loss)
+        print(f"step {step+1:4d} / {config.steps:4d} | loss {loss:.4f}", end='\r')
+        if on_step is not None:
+            on_step(step + 1)
+    return losses
+
+
+def sample(model, tok, config):
+    """Sample config.num_samples names, one token at a time through a fresh KV cache."""
+    samples = []
+    print("\n--- inference (new, hallucinated names) ---")
+    for sample_idx in range(config.num_samples):
+        cache = model.new_cache()
+        token_id, ids = tok.BOS, []
+        for pos_id in range(config.block_size):
+            probs = model.next_probs(token_id, pos_id, cache, config.temperature)
+            token_id = random.choices(range(tok.vocab_size), weights=probs)[0]
+            if token_id == tok.BOS:
+                break
+            ids.append(token_id)
+        samples.append(tok.decode(ids))
+        print(f"sample {sample_idx+1:2d}: {samples[-1]}")
+    return samples
+
+
+def run(config, docs, Model=ScalarGPT, on_step=None):
+    """The reference program: seed, shuffle, tokenize, init, train, sample.
+
+    `docs` is a data.Docs; `Model` is a tier's model class. Prints exactly what the
+    reference prints; returns the losses, the samples and the timings.
+    """
+    random.seed(config.seed)
+    random.shuffle(docs.order)
+    print(f"num docs: {len(docs)}")
+    tok = Tokenizer(docs.chars())
+    print(f"vocab size: {tok.vocab_size}")
+    model = Model(config, tok.vocab_size)
+    print(f"num params: {model.num_params}")
+    t0 = time.perf_counter()
+    losses = train(model, docs, tok, config, on_step)
+    t1 = time.perf_counter()
+    samples = sample(model, tok, config)
+    t2 = time.perf_counter()
+    return {'model': model, 'vocab_size': tok.vocab_size, 'losses': losses, 'samples': samples,
+            'train_seconds': t1 - t0, 'sample_seconds': t2 - t1}
