@@ -95,7 +95,8 @@ def find_data(path=None, fetch=None):
         return os.environ['MICROGPT_DATA']
     cached = cache_path()
     if not os.path.exists(cached):
-        download(NAMES_URL, cached, NAMES_SHA256, fetch=fetch)
+        url = os.environ.get('MICROGPT_NAMES_URL') or NAMES_URL  # a mirror, checked alike
+        download(url, cached, NAMES_SHA256, fetch=fetch)
     return cached
 
 

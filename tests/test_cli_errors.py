@@ -1,0 +1,69 @@
+"""Bad input: one line on stderr, exit status 2, no traceback, no file written."""
+import pytest
+
+from conftest import run_cli
+
+
+def check_error(args, expected, cwd=None, env=None):
+    rc, out, err = run_cli(*args, cwd=cwd, env=env)
+    assert rc == 2, err
+    assert 'Traceback' not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith('microgpt: error: ')
+    assert expected in lines[0], lines[0]
+    assert out == b''
+
+
+@pytest.mark.parametrize('args, expected', [
+    (['--tier', 'quantum'], "unknown tier 'quantum'"),
+    (['--n-embd', '10', '--n-head', '4'], 'n_embd (10) must be divisible by n_head (4)'),
+    (['--n-embd', '0'], 'n_embd must be positive, got 0'),
+    (['--n-head', '-2'], 'n_head must be positive, got -2'),
+    (['--n-layer', '0'], 'n_layer must be positive, got 0'),
+    (['--block-size', '-1'], 'block_size must be positive, got -1'),
+    (['--steps', '0'], 'steps must be positive, got 0'),
+    (['--steps', '-5'], 'steps must be positive, got -5'),
+    (['--num-samples', '-1'], 'num_samples must be zero or more, got -1'),
+    (['--temperature', '-0.5'], 'temperature must be positive, got -0.5'),
+    (['--temperature', '0'], 'temperature must be positive, got 0.0'),
+    (['--steps', 'ten'], "argument --steps: invalid int value: 'ten'"),
+    (['--temperature', 'hot'], "argument --temperature: invalid float value: 'hot'"),
+    (['--unknown-flag'], 'unrecognized arguments: --unknown-flag'),
+])
+def test_bad_arguments(args, expected, data_path):
+    check_error(['--data', data_path, *args], expected)
+
+
+def test_missing_data_file(tmp_path):
+    check_error(['--data', tmp_path / 'nope.txt'], 'data file not found')
+
+
+def test_empty_data_file(tmp_path):
+    path = tmp_path / 'empty.txt'
+    path.write_text('\n  \n\t\n')
+    check_error(['--data', path], 'data file has no non-empty lines')
+
+
+def test_non_utf8_data_file(tmp_path):
+    path = tmp_path / 'latin1.txt'
+    path.write_bytes('émile\nzoë\n'.encode('latin-1'))
+    check_error(['--data', path], 'data file is not valid UTF-8')
+
+
+def test_data_path_is_a_directory(tmp_path):
+    check_error(['--data', tmp_path], 'data path is a directory')
+
+
+def test_json_into_missing_folder(data_path, tmp_path):
+    check_error(['--data', data_path, '--json', tmp_path / 'no' / 'run.json'],
+                'folder does not exist')
+    assert not (tmp_path / 'no').exists()
+
+
+def test_offline_with_no_data_names_the_flag(tmp_path):
+    # No input.txt, no $MICROGPT_DATA, an empty cache, and a download URL that fails.
+    env = {'MICROGPT_DATA': '', 'XDG_CACHE_HOME': str(tmp_path / 'cache'),
+           'MICROGPT_NAMES_URL': (tmp_path / 'missing.txt').as_uri()}
+    check_error([], '--data', cwd=tmp_path, env=env)
+    assert not (tmp_path / 'cache' / 'microgpt' / 'names.txt').exists()

@@ -1,0 +1,102 @@
+"""Reading documents like the reference, finding the data, and the checked download."""
+import hashlib
+import os
+
+import pytest
+
+from microgpt import data
+from microgpt.data import DataError, Docs, download, find_data, load_docs
+
+TRICKY = ('  emma \r\nolivia\n\n\t\nzoë  naïve\r\n Ωμέγα\rMcDonald-O\'Brien, Jr.\n'
+          'a-very-long-line-that-is-longer-than-any-block-size\n\u2003\u2028 x \n   ')
+
+
+def reference_docs(path):
+    # What the reference does: text-mode open (universal newlines), strip, split('\n').
+    with open(path, encoding='utf-8') as f:
+        return [l.strip() for l in f.read().strip().split('\n') if l.strip()]
+
+
+def test_docs_are_the_reference_lines(tmp_path):
+    path = tmp_path / 'tricky.txt'
+    path.write_bytes(TRICKY.encode('utf-8'))
+    docs = load_docs(path)
+    assert [docs[i] for i in range(len(docs))] == reference_docs(path)
+    assert set(''.join(reference_docs(path))) == docs.chars()
+
+
+def test_docs_of_the_reference_data(data_path):
+    docs = load_docs(data_path)
+    assert [docs[i] for i in range(len(docs))] == reference_docs(data_path)
+    assert len(docs) == 32033
+
+
+def test_docs_of_empty_text():
+    assert len(Docs('')) == 0 and len(Docs('\n \n')) == 0
+
+
+def test_find_data_precedence(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setenv('MICROGPT_DATA', 'from-env.txt')
+    assert find_data('explicit.txt') == 'explicit.txt'
+    assert find_data() == 'from-env.txt'
+    (tmp_path / 'input.txt').write_text('ann\n')
+    assert find_data() == 'input.txt'
+    os.remove('input.txt')
+    monkeypatch.delenv('MICROGPT_DATA')
+    cached = tmp_path / 'cache' / 'microgpt' / 'names.txt'
+    cached.parent.mkdir(parents=True)
+    cached.write_text('bob\n')
+    assert find_data() == str(cached)
+
+
+def test_download_from_file_url_into_the_cache(tmp_path, monkeypatch):
+    payload = 'ann\nbob\ncarl\n'.encode()
+    src = tmp_path / 'names.txt'
+    src.write_bytes(payload)
+    (tmp_path / 'work').mkdir()
+    monkeypatch.chdir(tmp_path / 'work')  # no input.txt here
+    monkeypatch.delenv('MICROGPT_DATA', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setenv('MICROGPT_NAMES_URL', src.as_uri())
+    monkeypatch.setattr(data, 'NAMES_SHA256', hashlib.sha256(payload).hexdigest())
+    path = find_data()
+    assert path == str(tmp_path / 'cache' / 'microgpt' / 'names.txt')
+    assert open(path, 'rb').read() == payload
+    assert os.listdir(tmp_path / 'cache' / 'microgpt') == ['names.txt']  # no temp left
+
+
+def test_download_sha256_mismatch_writes_nothing(tmp_path):
+    dest = tmp_path / 'cache' / 'names.txt'
+    with pytest.raises(DataError, match='has sha256 .*, expected 0a30b555'):
+        download('https://example.invalid/names.txt', dest, data.NAMES_SHA256,
+                 fetch=lambda url: b'not the names\n')
+    assert not dest.exists()
+
+
+def test_download_network_failure_names_the_flag(tmp_path):
+    def offline(url):
+        raise OSError('Network is unreachable')
+    with pytest.raises(DataError, match=r'Network is unreachable.*--data PATH'):
+        download(data.NAMES_URL, tmp_path / 'names.txt', data.NAMES_SHA256, fetch=offline)
+
+
+def test_download_of_the_real_file_checks_out(tmp_path, data_path):
+    # The pinned checksum is the reference file's: an injected fetcher serves our copy.
+    dest = tmp_path / 'names.txt'
+    download(data.NAMES_URL, dest, data.NAMES_SHA256, fetch=lambda url: data_path.read_bytes())
+    assert dest.read_bytes() == data_path.read_bytes()
+
+
+def test_interrupted_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    dest = tmp_path / 'names.txt'
+    dest.write_bytes(b'old\n')
+
+    def crash(src, dst):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        data.write_atomic(dest, b'new\n')
+    assert dest.read_bytes() == b'old\n'
+    assert os.listdir(tmp_path) == ['names.txt']

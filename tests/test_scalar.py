@@ -1,0 +1,91 @@
+"""The spec tier against the reference's own traces, bit for bit."""
+import contextlib
+import io
+import json
+import random
+
+import pytest
+
+from conftest import GOLDEN, cli_args, expected_stdout, golden, golden_config, run_cli
+from microgpt import gpt
+from microgpt.data import load_docs
+
+
+def run_quiet(config, data_path, Model=gpt.ScalarGPT):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = gpt.run(config, load_docs(data_path), Model)
+    return result, out.getvalue()
+
+
+@pytest.mark.parametrize('name', ['default_20', 'small_2layer'])
+def test_scalar_matches_golden_bit_for_bit(name, data_path):
+    trace = golden(name)
+    result, out = run_quiet(golden_config(trace), data_path)
+    assert result['losses'] == trace['losses']      # == on floats: bit-identical
+    assert result['samples'] == trace['samples']
+    assert out.encode() == expected_stdout(trace)
+
+
+def test_cli_prints_only_the_reference_lines(data_path, tmp_path):
+    trace = golden('small_2layer')
+    report = tmp_path / 'run.json'
+    rc, out, err = run_cli('--tier', 'scalar', '--data', data_path, '--json', report,
+                           *cli_args(golden_config(trace)))
+    assert rc == 0, err
+    assert out == expected_stdout(trace)
+    assert 'tier scalar' in err and 'peak RSS' in err and 'steps/s' in err
+    rep = json.loads(report.read_text())
+    assert rep['tier'] == 'scalar'
+    assert rep['losses'] == trace['losses'] and rep['samples'] == trace['samples']
+    assert rep['config']['num_params'] == trace['config']['num_params']
+    assert rep['train_seconds'] > 0 and rep['sample_seconds'] > 0 and rep['peak_rss_mb'] > 1
+
+
+@pytest.mark.slow
+def test_full_default_run_is_byte_identical(data_path, tmp_path):
+    report = tmp_path / 'run.json'
+    rc, out, err = run_cli('--tier', 'scalar', '--data', data_path, '--json', report)
+    assert rc == 0, err
+    assert out == (GOLDEN / 'default_1000.stdout').read_bytes()
+    trace = golden('default_1000')
+    rep = json.loads(report.read_text())
+    assert rep['losses'] == trace['losses']
+    assert rep['samples'] == trace['samples']
+
+
+def test_shuffling_the_order_draws_like_shuffling_the_list(data_path):
+    docs = load_docs(data_path)
+    names = [docs[i] for i in range(len(docs))]
+    random.seed(7)
+    random.shuffle(docs.order)
+    random.seed(7)
+    random.shuffle(names)
+    assert [docs[i] for i in range(len(docs))] == names
+
+
+def test_backward_handles_graphs_deeper_than_the_recursion_limit():
+    x = gpt.Value(0.5)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001 + 0.0
+    y.backward()
+    assert x.grad == pytest.approx(1.0001 ** 5000, rel=1e-12)
+
+
+def test_backward_accumulates_in_the_reference_order():
+    # A node used twice gets its gradient from both parents; 1 is the seed gradient.
+    a = gpt.Value(3.0)
+    b = a * a + a.exp()
+    b.backward()
+    assert a.grad == 3.0 + 3.0 + a.exp().data
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = shutil.which('microgpt', path=str(Path(sys.executable).parent))
+    assert script, "the console script 'microgpt' is not installed beside this python"
+    p = subprocess.run([script, '--help'], capture_output=True, text=True)
+    assert p.returncode == 0 and '--n-embd' in p.stdout and '--tier' in p.stdout
