@@ -5,6 +5,9 @@ Standard library only: every tier, the scalar spec included, imports it.
 from dataclasses import dataclass, fields
 
 
+RMS_EPS = 1e-5  # rmsnorm's guard: (mean(x^2) + RMS_EPS) ** -0.5, as in the reference
+
+
 class ConfigError(ValueError):
     """A configuration no model can be built from; the CLI prints it on one line."""
 

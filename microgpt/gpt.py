@@ -12,7 +12,7 @@ import math
 import random
 import time
 
-from .config import param_shapes
+from .config import RMS_EPS, param_shapes
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def softmax(logits):
 
 def rmsnorm(x):
     ms = sum(xi * xi for xi in x) / len(x)
-    scale = (ms + 1e-5) ** -0.5
+    scale = (ms + RMS_EPS) ** -0.5
     return [xi * scale for xi in x]
 
 
