@@ -10,8 +10,9 @@ import importlib
 TIERS = {
     'scalar': ('microgpt.gpt', 'ScalarGPT', None),
     'numpy': ('microgpt.twin', 'NumpyGPT', 'jit'),
+    'jit': ('jit', 'JitGPT', 'jit'),
 }
-DEFAULT_PREFERENCE = ('scalar',)
+DEFAULT_PREFERENCE = ('jit', 'scalar')
 
 
 class TierError(Exception):

@@ -95,16 +95,19 @@ class TwinGPT:
             flat_views.extend(layer)
         return dict(zip(names, flat_views))
 
-    def train_step(self, tokens, step):
+    def adam_step(self, step):
+        """Adam's scalars for this step, each computed as the reference computes it."""
         c = self.config
-        n = min(c.block_size, len(tokens) - 1)
-        adam = AdamStep(lr=c.learning_rate * (1 - step / c.steps), beta1=c.beta1,
+        return AdamStep(lr=c.learning_rate * (1 - step / c.steps), beta1=c.beta1,
                         beta2=c.beta2, one_minus_beta1=1 - c.beta1, one_minus_beta2=1 - c.beta2,
                         bias1=1 - c.beta1 ** (step + 1), bias2=1 - c.beta2 ** (step + 1),
                         eps=c.eps_adam)
+
+    def train_step(self, tokens, step):
+        n = min(self.config.block_size, len(tokens) - 1)
         tokens = np.array(tokens[:n + 1], dtype=np.int64)
         return float(self.fn.train_step(self.P, self.G, self.A, self.dA, self.flat,
-                                        tokens, n, self.hp, adam))
+                                        tokens, n, self.hp, self.adam_step(step)))
 
     def new_cache(self):
         """A fresh activation workspace; its k and v rows are the KV cache."""
