@@ -55,8 +55,8 @@ class JitGPT(TwinGPT):
     def compile(self):
         """Compile (or load from numba's cache) train_step and sample_step for these types."""
         typeof = numba.typeof
-        tokens = typeof(np.zeros(1, dtype=np.int64))
-        P, A = typeof(self.P), typeof(self.A)
-        self.fn.train_step.compile((P, P, A, A, typeof(self.flat), tokens, typeof(0),
-                                    typeof(self.hp), typeof(self.adam_step(0))))
-        self.fn.sample_step.compile((P, A, tokens, typeof(0), typeof(self.hp), typeof(1.0)))
+        tokens, hp = typeof(np.zeros(1, dtype=np.int64)), typeof(self.hp)
+        flat = typeof(self.flat.params)
+        self.fn.train_step.compile((typeof(self.flat), tokens, typeof(0), hp,
+                                    typeof(self.adam_step(0))))
+        self.fn.sample_step.compile((flat, flat, tokens, typeof(0), hp, typeof(1.0)))

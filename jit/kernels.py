@@ -73,15 +73,24 @@ def rmsnorm_backward(dinp, dout, inp, rstd, inv_C):
 
 @kernel
 def matmul_forward(out, inp, w):
-    """out (n,O) = inp (n,I) @ w.T; each output summed over i in order, from 0.0."""
+    """out (n,O) = inp (n,I) @ w.T; each output summed over i in order, from 0.0.
+
+    Through a transposed copy of w, so the innermost loop runs over contiguous outputs
+    and vectorizes, while each output still adds its I products one by one, in order.
+    """
     n, I = inp.shape
     O = w.shape[0]
+    wT = np.empty((I, O))
+    for o in range(O):
+        for i in range(I):
+            wT[i, o] = w[o, i]
     for t in range(n):
-        for o in range(O):
-            acc = 0.0
-            for i in range(I):
-                acc += w[o, i] * inp[t, i]
-            out[t, o] = acc
+        row = out[t]
+        row[:] = 0.0
+        for i in range(I):
+            x = inp[t, i]
+            for o in range(O):
+                row[o] += wT[i, o] * x
 
 
 @kernel

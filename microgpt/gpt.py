@@ -218,8 +218,8 @@ class ScalarGPT:
         n = self.config.n_layer
         return [[] for _ in range(n)], [[] for _ in range(n)]
 
-    def train_step(self, tokens, step):
-        """Forward the document position by position, backward, update; return the loss."""
+    def forward_loss(self, tokens):
+        """Forward the document position by position; its mean loss, the graph's root."""
         n = min(self.config.block_size, len(tokens) - 1)
         keys, values = self.new_cache()
         losses = []
@@ -228,7 +228,11 @@ class ScalarGPT:
             logits = gpt(self.state_dict, self.config, token_id, pos_id, keys, values)
             probs = softmax(logits)
             losses.append(-probs[target_id].log())
-        loss = (1 / n) * sum(losses)   # the mean loss over the document
+        return (1 / n) * sum(losses)   # the mean loss over the document
+
+    def train_step(self, tokens, step):
+        """Forward, backward, update; return the loss."""
+        loss = self.forward_loss(tokens)
         loss.backward()
         adam_update(self.params, self.m, self.v, step, self.config)
         return loss.data

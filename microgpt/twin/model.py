@@ -18,40 +18,100 @@ from collections import namedtuple
 
 K = None  # the backend's kernels; each bound copy of this module's functions has its own
 
-# Parameters (and, with the same layout, their gradients): views of one flat array in
-# the reference's order, so Adam runs over flat arrays and init fills them in RNG order.
-Layer = namedtuple('Layer', 'attn_wq attn_wk attn_wv attn_wo mlp_fc1 mlp_fc2')
-# attn_w* are (C,C), mlp_fc1 is (4C,C), mlp_fc2 is (C,4C)
-Params = namedtuple('Params', 'wte wpe lm_head layers')  # (V,C) (T,C) (V,C) tuple[Layer]
+# Scalars: the sizes, and constants computed in Python exactly as the reference does.
+HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer '
+                                'inv_C rms_eps attn_scale')
+# The flat arrays behind everything: parameters, their gradients, Adam's two moments,
+# the activations and their gradients. Six arrays are all a compiled step is given.
+Flat = namedtuple('Flat', 'params grads m v acts dacts')
+# One Adam step's scalars (see TwinGPT.adam_step).
+AdamStep = namedtuple('AdamStep', 'lr beta1 beta2 one_minus_beta1 one_minus_beta2 bias1 bias2 eps')
 
-# Activations (and, with the same layout, their gradients), by absolute position.
-LayerActs = namedtuple('LayerActs', [
-    'ln1', 'rstd1',      # (T,C) rmsnorm of the layer input, (T,) its 1/rms
-    'q', 'k', 'v',       # (T,C) each; k and v are this layer's KV cache
-    'att',               # (H,T,T) attention weights, query row by key column
-    'atty',              # (T,C) attention output, heads side by side
-    'attn',              # (T,C) its projection by attn_wo
-    'res2',              # (T,C) attn + layer input: the residual stream after attention
-    'ln2', 'rstd2',      # (T,C), (T,) rmsnorm of res2
-    'fc1', 'fc1_relu',   # (T,4C) before and after ReLU
-    'fc2',               # (T,C)
-    'out',               # (T,C) fc2 + res2: the layer's output
+# Parameters (and, same layout, their gradients): views of a flat array. Per-layer
+# weights are stacked, layer first: attn_wq[l] is layer l's (C,C) matrix.
+Params = namedtuple('Params', [
+    'wte', 'wpe', 'lm_head',                       # (V,C), (T,C), (V,C)
+    'attn_wq', 'attn_wk', 'attn_wv', 'attn_wo',    # (L,C,C) each
+    'mlp_fc1', 'mlp_fc2',                          # (L,4C,C), (L,C,4C)
 ])
+# Activations (and, same layout, their gradients) by absolute position; per layer, stacked.
 Acts = namedtuple('Acts', [
     'emb',               # (T,C) wte[token] + wpe[pos]
-    'x0', 'rstd0',       # (T,C), (T,) its rmsnorm: the first layer's input
-    'layers',            # tuple[LayerActs]
+    'x0', 'rstd0',       # (T,C), (T,) its rmsnorm, the first layer's input, and 1/rms
+    'ln1', 'rstd1',      # (L,T,C), (L,T) rmsnorm of the layer input
+    'q', 'k', 'v',       # (L,T,C) each; k and v are the KV cache
+    'att',               # (L,H,T,T) attention weights, query row by key column
+    'atty',              # (L,T,C) attention output, heads side by side
+    'attn',              # (L,T,C) its projection by attn_wo
+    'res2',              # (L,T,C) attn + layer input: the residual stream after attention
+    'ln2', 'rstd2',      # (L,T,C), (L,T) rmsnorm of res2
+    'fc1', 'fc1_relu',   # (L,T,4C) before and after ReLU
+    'fc2',               # (L,T,C)
+    'out',               # (L,T,C) fc2 + res2: the layer's output
     'logits', 'probs',   # (T,V) each
     'losses',            # (T,) -log(probs[target]) per position
     'loss',              # (1,) their mean
 ])
-# Scalars the kernels need, computed in Python exactly as the reference computes them.
-HParams = namedtuple('HParams', 'n_head inv_C rms_eps attn_scale')
-# The flat arrays behind the views: parameters, their gradients, Adam's two moments,
-# and the gradients of the activations (zeroed together at each step).
-Flat = namedtuple('Flat', 'params grads m v dacts')
-# One Adam step's scalars (see TwinGPT.train_step).
-AdamStep = namedtuple('AdamStep', 'lr beta1 beta2 one_minus_beta1 one_minus_beta2 bias1 bias2 eps')
+
+
+def take(flat, offset, shape):
+    """The view of flat[offset:] with this shape, and the offset just past it."""
+    size = 1
+    for dim in shape:
+        size *= dim
+    return flat[offset:offset + size].reshape(shape), offset + size
+
+
+def params_view(flat, hp):
+    V, T, C, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_layer
+    wte, o = take(flat, 0, (V, C))
+    wpe, o = take(flat, o, (T, C))
+    lm_head, o = take(flat, o, (V, C))
+    attn_wq, o = take(flat, o, (L, C, C))
+    attn_wk, o = take(flat, o, (L, C, C))
+    attn_wv, o = take(flat, o, (L, C, C))
+    attn_wo, o = take(flat, o, (L, C, C))
+    mlp_fc1, o = take(flat, o, (L, 4 * C, C))
+    mlp_fc2, o = take(flat, o, (L, C, 4 * C))
+    return Params(wte, wpe, lm_head, attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2)
+
+
+def params_size(hp):
+    V, T, C, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_layer
+    return (2 * V + T) * C + L * 12 * C * C
+
+
+def acts_view(flat, hp):
+    V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
+    emb, o = take(flat, 0, (T, C))
+    x0, o = take(flat, o, (T, C))
+    rstd0, o = take(flat, o, (T,))
+    ln1, o = take(flat, o, (L, T, C))
+    rstd1, o = take(flat, o, (L, T))
+    q, o = take(flat, o, (L, T, C))
+    k, o = take(flat, o, (L, T, C))
+    v, o = take(flat, o, (L, T, C))
+    att, o = take(flat, o, (L, H, T, T))
+    atty, o = take(flat, o, (L, T, C))
+    attn, o = take(flat, o, (L, T, C))
+    res2, o = take(flat, o, (L, T, C))
+    ln2, o = take(flat, o, (L, T, C))
+    rstd2, o = take(flat, o, (L, T))
+    fc1, o = take(flat, o, (L, T, 4 * C))
+    fc1_relu, o = take(flat, o, (L, T, 4 * C))
+    fc2, o = take(flat, o, (L, T, C))
+    out, o = take(flat, o, (L, T, C))
+    logits, o = take(flat, o, (T, V))
+    probs, o = take(flat, o, (T, V))
+    losses, o = take(flat, o, (T,))
+    loss, o = take(flat, o, (1,))
+    return Acts(emb, x0, rstd0, ln1, rstd1, q, k, v, att, atty, attn, res2, ln2, rstd2,
+                fc1, fc1_relu, fc2, out, logits, probs, losses, loss)
+
+
+def acts_size(hp):
+    V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
+    return 2 * T * C + T + L * (2 * T + 10 * T * C + 2 * T * 4 * C + H * T * T) + 2 * T * V + T + 1
 
 
 def forward(P, A, tokens, pos0, n, hp):
@@ -64,58 +124,60 @@ def forward(P, A, tokens, pos0, n, hp):
     K.encoder_forward(A.emb[a:b], tokens, pos0, P.wte, P.wpe)
     K.rmsnorm_forward(A.x0[a:b], A.rstd0[a:b], A.emb[a:b], hp.inv_C, hp.rms_eps)
     x = A.x0
-    for l in range(len(P.layers)):
-        W, L = P.layers[l], A.layers[l]
+    for l in range(hp.n_layer):
         # 1) Multi-head causal attention
-        K.rmsnorm_forward(L.ln1[a:b], L.rstd1[a:b], x[a:b], hp.inv_C, hp.rms_eps)
-        K.matmul_forward(L.q[a:b], L.ln1[a:b], W.attn_wq)
-        K.matmul_forward(L.k[a:b], L.ln1[a:b], W.attn_wk)
-        K.matmul_forward(L.v[a:b], L.ln1[a:b], W.attn_wv)
-        K.attention_forward(L.atty, L.att, L.q, L.k, L.v, pos0, n, hp.n_head, hp.attn_scale)
-        K.matmul_forward(L.attn[a:b], L.atty[a:b], W.attn_wo)
-        K.residual_forward(L.res2[a:b], L.attn[a:b], x[a:b])
+        K.rmsnorm_forward(A.ln1[l, a:b], A.rstd1[l, a:b], x[a:b], hp.inv_C, hp.rms_eps)
+        K.matmul_forward(A.q[l, a:b], A.ln1[l, a:b], P.attn_wq[l])
+        K.matmul_forward(A.k[l, a:b], A.ln1[l, a:b], P.attn_wk[l])
+        K.matmul_forward(A.v[l, a:b], A.ln1[l, a:b], P.attn_wv[l])
+        K.attention_forward(A.atty[l], A.att[l], A.q[l], A.k[l], A.v[l], pos0, n, hp.n_head,
+                            hp.attn_scale)
+        K.matmul_forward(A.attn[l, a:b], A.atty[l, a:b], P.attn_wo[l])
+        K.residual_forward(A.res2[l, a:b], A.attn[l, a:b], x[a:b])
         # 2) MLP
-        K.rmsnorm_forward(L.ln2[a:b], L.rstd2[a:b], L.res2[a:b], hp.inv_C, hp.rms_eps)
-        K.matmul_forward(L.fc1[a:b], L.ln2[a:b], W.mlp_fc1)
-        K.relu_forward(L.fc1_relu[a:b], L.fc1[a:b])
-        K.matmul_forward(L.fc2[a:b], L.fc1_relu[a:b], W.mlp_fc2)
-        K.residual_forward(L.out[a:b], L.fc2[a:b], L.res2[a:b])
-        x = L.out
+        K.rmsnorm_forward(A.ln2[l, a:b], A.rstd2[l, a:b], A.res2[l, a:b], hp.inv_C, hp.rms_eps)
+        K.matmul_forward(A.fc1[l, a:b], A.ln2[l, a:b], P.mlp_fc1[l])
+        K.relu_forward(A.fc1_relu[l, a:b], A.fc1[l, a:b])
+        K.matmul_forward(A.fc2[l, a:b], A.fc1_relu[l, a:b], P.mlp_fc2[l])
+        K.residual_forward(A.out[l, a:b], A.fc2[l, a:b], A.res2[l, a:b])
+        x = A.out[l]
     K.matmul_forward(A.logits[a:b], x[a:b], P.lm_head)
 
 
 def backward(P, G, A, dA, tokens, n, hp):
     """Gradients of the mean loss over positions 0..n-1, accumulated into G (and dA)."""
     K.crossentropy_softmax_backward(dA.logits[:n], A.probs[:n], tokens[1:n + 1], n)
-    last = len(P.layers) - 1
-    K.matmul_backward(dA.layers[last].out[:n], G.lm_head, dA.logits[:n],
-                      A.layers[last].out[:n], P.lm_head)
+    last = hp.n_layer - 1
+    K.matmul_backward(dA.out[last, :n], G.lm_head, dA.logits[:n], A.out[last, :n], P.lm_head)
     for l in range(last, -1, -1):
-        W, dW, L, dL = P.layers[l], G.layers[l], A.layers[l], dA.layers[l]
-        x = A.x0 if l == 0 else A.layers[l - 1].out
-        dx = dA.x0 if l == 0 else dA.layers[l - 1].out
+        x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
+        dx = dA.x0 if l == 0 else dA.out[l - 1]
         # 2) MLP, backwards
-        K.residual_backward(dL.fc2[:n], dL.res2[:n], dL.out[:n])
-        K.matmul_backward(dL.fc1_relu[:n], dW.mlp_fc2, dL.fc2[:n], L.fc1_relu[:n], W.mlp_fc2)
-        K.relu_backward(dL.fc1[:n], dL.fc1_relu[:n], L.fc1[:n])
-        K.matmul_backward(dL.ln2[:n], dW.mlp_fc1, dL.fc1[:n], L.ln2[:n], W.mlp_fc1)
-        K.rmsnorm_backward(dL.res2[:n], dL.ln2[:n], L.res2[:n], L.rstd2[:n], hp.inv_C)
+        K.residual_backward(dA.fc2[l, :n], dA.res2[l, :n], dA.out[l, :n])
+        K.matmul_backward(dA.fc1_relu[l, :n], G.mlp_fc2[l], dA.fc2[l, :n], A.fc1_relu[l, :n],
+                          P.mlp_fc2[l])
+        K.relu_backward(dA.fc1[l, :n], dA.fc1_relu[l, :n], A.fc1[l, :n])
+        K.matmul_backward(dA.ln2[l, :n], G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], P.mlp_fc1[l])
+        K.rmsnorm_backward(dA.res2[l, :n], dA.ln2[l, :n], A.res2[l, :n], A.rstd2[l, :n], hp.inv_C)
         # 1) attention, backwards
-        K.residual_backward(dL.attn[:n], dx[:n], dL.res2[:n])
-        K.matmul_backward(dL.atty[:n], dW.attn_wo, dL.attn[:n], L.atty[:n], W.attn_wo)
-        K.attention_backward(dL.q, dL.k, dL.v, dL.atty, L.q, L.k, L.v, L.att, n, hp.n_head,
-                             hp.attn_scale)
-        K.matmul_backward(dL.ln1[:n], dW.attn_wq, dL.q[:n], L.ln1[:n], W.attn_wq)
-        K.matmul_backward(dL.ln1[:n], dW.attn_wk, dL.k[:n], L.ln1[:n], W.attn_wk)
-        K.matmul_backward(dL.ln1[:n], dW.attn_wv, dL.v[:n], L.ln1[:n], W.attn_wv)
-        K.rmsnorm_backward(dx[:n], dL.ln1[:n], x[:n], L.rstd1[:n], hp.inv_C)
+        K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
+        K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
+                          P.attn_wo[l])
+        K.attention_backward(dA.q[l], dA.k[l], dA.v[l], dA.atty[l], A.q[l], A.k[l], A.v[l],
+                             A.att[l], n, hp.n_head, hp.attn_scale)
+        K.matmul_backward(dA.ln1[l, :n], G.attn_wq[l], dA.q[l, :n], A.ln1[l, :n], P.attn_wq[l])
+        K.matmul_backward(dA.ln1[l, :n], G.attn_wk[l], dA.k[l, :n], A.ln1[l, :n], P.attn_wk[l])
+        K.matmul_backward(dA.ln1[l, :n], G.attn_wv[l], dA.v[l, :n], A.ln1[l, :n], P.attn_wv[l])
+        K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C)
     K.rmsnorm_backward(dA.emb[:n], dA.x0[:n], A.emb[:n], A.rstd0[:n], hp.inv_C)
     K.encoder_backward(G.wte, G.wpe, dA.emb[:n], tokens[:n])
 
 
-def train_step(P, G, A, dA, flat, tokens, n, hp, adam):
+def train_step(flat, tokens, n, hp, adam):
     """One training step on one document, tokens (n+1,): forward over its n positions,
     backward, Adam. Returns the mean loss as a float."""
+    P, G = params_view(flat.params, hp), params_view(flat.grads, hp)
+    A, dA = acts_view(flat.acts, hp), acts_view(flat.dacts, hp)
     forward(P, A, tokens[:n], 0, n, hp)
     K.softmax_forward(A.probs[:n], A.logits[:n], 1.0)
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], tokens[1:n + 1])
@@ -127,14 +189,16 @@ def train_step(P, G, A, dA, flat, tokens, n, hp, adam):
     return A.loss[0]
 
 
-def sample_step(P, A, token, pos, hp, inv_temperature):
-    """Next-token probabilities after `token` (1,) at position pos, into A.probs[pos];
-    A's k and v rows 0..pos-1 are the KV cache of this sample's earlier positions."""
-    forward(P, A, token, pos, 1, hp)
+def sample_step(params, acts, token, pos, hp, inv_temperature):
+    """Next-token probabilities after `token` (1,) at position pos, into probs[pos] of
+    the activations; their k and v rows 0..pos-1 are this sample's KV cache."""
+    A = acts_view(acts, hp)
+    forward(params_view(params, hp), A, token, pos, token.shape[0], hp)
     K.softmax_forward(A.probs[pos:pos + 1], A.logits[pos:pos + 1], inv_temperature)
 
 
-MODEL_FUNCTIONS = ('forward', 'backward', 'train_step', 'sample_step')
+MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward', 'train_step',
+                   'sample_step')
 
 
 def bind(kernels, wrap=None):

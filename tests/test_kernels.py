@@ -1,0 +1,207 @@
+"""Each twin kernel's backward against central finite differences of its forward, and
+the jit kernels against the numpy kernels, on random inputs of awkward shapes."""
+import importlib
+
+import numpy as np
+import pytest
+
+from check import check_tensor
+
+BACKENDS = ['microgpt.twin.numpy_kernels', 'jit.kernels']
+n, C, H, V, O = 5, 6, 2, 7, 9          # positions, width, heads (of 3), vocab, outputs
+H_STEP = 1e-6
+# Central differences: truncation ~h^2 * f''' and rounding ~eps * |L| / h ~ 1e-10, against
+# gradients of order 0.1 to 1; 1e-6 relative separates that noise from any real error.
+FD_RTOL = 1e-6
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+# Each op: inputs(rng) -> dict of arrays; forward(K, x) -> output array (a fresh one);
+# backward(K, x, dout) -> {input name: gradient}. Backward kernels accumulate, so their
+# gradients start from zeros.
+def encoder_op():
+    tokens = np.array([3, 1, 3, 6, 0], dtype=np.int64)     # token 3 twice: accumulation
+    def inputs(rng):
+        return {'wte': rand(rng, V, C), 'wpe': rand(rng, n + 2, C)}
+    def forward(K, x):
+        out = np.empty((n, C))
+        K.encoder_forward(out, tokens, 0, x['wte'], x['wpe'])
+        return out
+    def backward(K, x, dout):
+        d = {k: np.zeros_like(v) for k, v in x.items()}
+        K.encoder_backward(d['wte'], d['wpe'], dout, tokens)
+        return d
+    return inputs, forward, backward
+
+
+def rmsnorm_op():
+    def inputs(rng):
+        return {'inp': rand(rng, n, C)}
+    def forward(K, x):
+        out, rstd = np.empty((n, C)), np.empty(n)
+        K.rmsnorm_forward(out, rstd, x['inp'], C ** -1, 1e-5)
+        return out
+    def backward(K, x, dout):
+        out, rstd = np.empty((n, C)), np.empty(n)
+        K.rmsnorm_forward(out, rstd, x['inp'], C ** -1, 1e-5)
+        d = {'inp': np.zeros((n, C))}
+        K.rmsnorm_backward(d['inp'], dout, x['inp'], rstd, C ** -1)
+        return d
+    return inputs, forward, backward
+
+
+def matmul_op():
+    def inputs(rng):
+        return {'inp': rand(rng, n, C), 'w': rand(rng, O, C)}
+    def forward(K, x):
+        out = np.empty((n, O))
+        K.matmul_forward(out, x['inp'], x['w'])
+        return out
+    def backward(K, x, dout):
+        d = {k: np.zeros_like(v) for k, v in x.items()}
+        K.matmul_backward(d['inp'], d['w'], dout, x['inp'], x['w'])
+        return d
+    return inputs, forward, backward
+
+
+def attention_op():
+    T = n + 2                                # workspace rows beyond the n in use
+    def inputs(rng):
+        return {'q': rand(rng, T, C), 'k': rand(rng, T, C), 'v': rand(rng, T, C)}
+    def run(K, x):
+        out, att = np.zeros((T, C)), np.zeros((H, T, T))
+        K.attention_forward(out, att, x['q'], x['k'], x['v'], 0, n, H, (3 ** 0.5) ** -1)
+        return out, att
+    def forward(K, x):
+        return run(K, x)[0][:n]
+    def backward(K, x, dout):
+        _, att = run(K, x)
+        d = {k: np.zeros_like(v) for k, v in x.items()}
+        dout_full = np.zeros((T, C))
+        dout_full[:n] = dout
+        K.attention_backward(d['q'], d['k'], d['v'], dout_full, x['q'], x['k'], x['v'], att,
+                             n, H, (3 ** 0.5) ** -1)
+        return d
+    return inputs, forward, backward
+
+
+def relu_op():
+    def inputs(rng):
+        x = rand(rng, n, 4 * C)
+        x[np.abs(x) < 1e-3] = 0.5            # keep away from the kink
+        return {'inp': x}
+    def forward(K, x):
+        out = np.empty_like(x['inp'])
+        K.relu_forward(out, x['inp'])
+        return out
+    def backward(K, x, dout):
+        d = {'inp': np.zeros_like(x['inp'])}
+        K.relu_backward(d['inp'], dout, x['inp'])
+        return d
+    return inputs, forward, backward
+
+
+def residual_op():
+    def inputs(rng):
+        return {'inp1': rand(rng, n, C), 'inp2': rand(rng, n, C)}
+    def forward(K, x):
+        out = np.empty((n, C))
+        K.residual_forward(out, x['inp1'], x['inp2'])
+        return out
+    def backward(K, x, dout):
+        d = {k: np.zeros_like(v) for k, v in x.items()}
+        K.residual_backward(d['inp1'], d['inp2'], dout)
+        return d
+    return inputs, forward, backward
+
+
+def crossentropy_op():
+    targets = np.array([2, 0, 6, 2, 5], dtype=np.int64)
+    def inputs(rng):
+        return {'logits': rand(rng, n, V)}
+    def forward(K, x):          # the mean loss, a (1,) array: dout is ignored below
+        probs, losses, loss = np.empty((n, V)), np.empty(n), np.empty(1)
+        K.softmax_forward(probs, x['logits'], 1.0)
+        K.crossentropy_forward(losses, loss, probs, targets)
+        return loss
+    def backward(K, x, dout):
+        probs = np.empty((n, V))
+        K.softmax_forward(probs, x['logits'], 1.0)
+        d = {'logits': np.zeros((n, V))}
+        K.crossentropy_softmax_backward(d['logits'], probs, targets, n)
+        d['logits'] *= dout[0]
+        return d
+    return inputs, forward, backward
+
+
+OPS = {'encoder': encoder_op, 'rmsnorm': rmsnorm_op, 'matmul': matmul_op,
+       'attention': attention_op, 'relu': relu_op, 'residual': residual_op,
+       'softmax_crossentropy': crossentropy_op}
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('op', OPS)
+def test_backward_against_finite_differences(backend, op):
+    K = importlib.import_module(backend)
+    inputs, forward, backward = OPS[op]()
+    rng = np.random.default_rng(sum(map(ord, op)))
+    x = inputs(rng)
+    dout = rand(rng, *forward(K, x).shape)          # L = sum(out * dout)
+    analytic = backward(K, x, dout)
+    for name, arr in x.items():
+        numeric = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            saved = arr[idx]
+            arr[idx] = saved + H_STEP
+            up = float((forward(K, x) * dout).sum())
+            arr[idx] = saved - H_STEP
+            down = float((forward(K, x) * dout).sum())
+            arr[idx] = saved
+            numeric[idx] = (up - down) / (2 * H_STEP)
+        assert np.abs(numeric).max() > 1e-3, f"{op}: d{name} is all ~0: the test would be empty"
+        check_tensor(f'{op}: d{name}', analytic[name], numeric, FD_RTOL)
+
+
+@pytest.mark.parametrize('op', OPS)
+def test_jit_kernels_match_numpy_kernels(op):
+    import jit.kernels
+    from microgpt.twin import numpy_kernels
+    inputs, forward, backward = OPS[op]()
+    rng = np.random.default_rng(7 + len(op))
+    x = inputs(rng)
+    dout = rand(rng, *forward(numpy_kernels, x).shape)
+    # Same formulas; numpy's sums (BLAS, pairwise) group terms differently from the jit
+    # kernels' left-to-right loops: a few ulps apart.
+    check_tensor(f'{op} forward', forward(jit.kernels, x), forward(numpy_kernels, x), 1e-13)
+    got, expected = backward(jit.kernels, x, dout), backward(numpy_kernels, x, dout)
+    for name in x:
+        check_tensor(f'{op}: d{name}', got[name], expected[name], 1e-13)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_adam_update_is_the_reference_loop(backend):
+    K = importlib.import_module(backend)
+    rng = np.random.default_rng(3)
+    size, step, steps = 37, 4, 10
+    p, g, m, v = rand(rng, size), rand(rng, size), rand(rng, size) * 0.1, rng.random(size) * 0.1
+    b1, b2, eps = 0.85, 0.99, 1e-8
+    lr = 0.01 * (1 - step / steps)
+    p0 = p.copy()
+    expected_p, expected_m, expected_v = p.tolist(), m.tolist(), v.tolist()
+    for i in range(size):   # the reference's loop body, on Python floats
+        gi = float(g[i])
+        expected_m[i] = b1 * expected_m[i] + (1 - b1) * gi
+        expected_v[i] = b2 * expected_v[i] + (1 - b2) * gi ** 2
+        m_hat = expected_m[i] / (1 - b1 ** (step + 1))
+        v_hat = expected_v[i] / (1 - b2 ** (step + 1))
+        expected_p[i] -= lr * m_hat / (v_hat ** 0.5 + eps)
+    K.adam_update(p, g, m, v, lr, b1, b2, 1 - b1, 1 - b2, 1 - b1 ** (step + 1),
+                  1 - b2 ** (step + 1), eps)
+    # m and v repeat the reference's operations exactly; the update may differ by an
+    # ulp where libm's pow(x, 0.5) and sqrt(x) round differently.
+    assert m.tolist() == expected_m and v.tolist() == expected_v
+    check_tensor('params', p, expected_p, 1e-15)
+    assert (p != p0).all()
