@@ -4,7 +4,6 @@ Standard library only. The reference reads `input.txt` and downloads makemore's
 names.txt when it is missing; we add `--data PATH`, `$MICROGPT_DATA`, a checked
 download and a cache. The data set itself is never part of the project.
 """
-import hashlib
 import os
 import tempfile
 from array import array
@@ -117,6 +116,7 @@ def download(url, dest, sha256, fetch=None):
     except Exception as e:  # any network failure means the same thing to the user
         raise DataError(f"no data: could not download {url} ({e}); "
                         f"pass --data PATH or set MICROGPT_DATA") from None
+    import hashlib  # imported here: OpenSSL costs ~3.5 MB of RSS, and only a download needs it
     got = hashlib.sha256(payload).hexdigest()
     if got != sha256:
         raise DataError(f"downloaded {url} has sha256 {got}, expected {sha256}; "

@@ -9,6 +9,7 @@ import importlib
 # the default tier is the first one that imports.
 TIERS = {
     'scalar': ('microgpt.gpt', 'ScalarGPT', None),
+    'lean': ('microgpt.lean', 'LeanGPT', None),
     'numpy': ('microgpt.twin', 'NumpyGPT', 'jit'),
     'jit': ('jit', 'JitGPT', 'jit'),
 }
