@@ -94,10 +94,9 @@ def _main(argv):
           f"peak RSS {rss:.1f} MB", file=sys.stderr)
     if args.json:
         import json
-        from dataclasses import asdict
         report = {
             'tier': tier,
-            'config': dict(asdict(config), vocab_size=result['vocab_size'],
+            'config': dict(config.asdict(), vocab_size=result['vocab_size'],
                            num_params=result['model'].num_params, num_docs=len(docs), data=path),
             'losses': result['losses'],
             'samples': result['samples'],

@@ -20,17 +20,25 @@ Standard library only.
 """
 import math
 import random
+import sys
 from functools import reduce
-from itertools import repeat
-from operator import add, mul
+from itertools import chain, repeat
+from operator import add, mul, sub, truediv
 
 from .config import RMS_EPS, param_shapes
 
 
-def dot(w, x):
-    """sum(w_j * x_j), added left to right from 0.0, as the reference's sum() does.
-    (Not the builtin sum(): since Python 3.12 it compensates float rounding.)"""
-    return reduce(add, map(mul, w, x), 0.0)
+if sys.version_info < (3, 12):
+    def dot(w, x):
+        """sum(w_j * x_j), added left to right from 0, as the reference's sum() does.
+        Before Python 3.12 the builtin sum() adds floats exactly so, in a C double,
+        without making a float object for each partial sum."""
+        return sum(map(mul, w, x))
+else:
+    def dot(w, x):
+        """sum(w_j * x_j), added left to right from 0.0, as the reference's sum() does.
+        (Not the builtin sum(): since Python 3.12 it compensates float rounding.)"""
+        return reduce(add, map(mul, w, x), 0.0)
 
 
 class Vec:
@@ -77,20 +85,40 @@ def rmsnorm_backward(out, x, scale):
     x.accumulate([g * scale - xi * k for g, xi in zip(out.grad, x.data)])
 
 
-def linear(x, w, dw, tape):
-    """w @ x for w a list of rows; dw is w's gradient (rows), updated by backward."""
+def linear(x, w, wT, record, tape):
+    """w @ x for w a list of rows (wT: its columns, for the backward). `record` is this
+    step's ([dy...], [x...]) for the weight: backward adds each position's, and
+    weight_grad() sums them."""
     out = Vec([dot(row, x.data) for row in w])
     if tape is not None:
-        tape.append((linear_backward, out, x, w, dw))
+        tape.append((linear_backward, out, x, wT, record))
     return out
 
 
-def linear_backward(out, x, w, dw):
-    dx = [0.0] * len(x.data)
-    for i, g in enumerate(out.grad):
-        dx = list(map(add, dx, map(mul, w[i], repeat(g))))
-        dw[i] = list(map(add, dw[i], map(mul, x.data, repeat(g))))
-    x.accumulate(dx)
+def linear_backward(out, x, wT, record):
+    x.accumulate([dot(col, out.grad) for col in wT])       # dx = w.T @ dy
+    dys, xs = record
+    dys.append(out.grad)
+    xs.append(x.data)
+
+
+def outer_sum(us, vs):
+    """sum over t of outer(u_t, v_t), as rows; each row one lazy chain of maps over t."""
+    rows = []
+    for u_i in zip(*us):
+        row = map(mul, vs[0], repeat(u_i[0]))
+        for u, v in zip(u_i[1:], vs[1:]):
+            row = map(add, row, map(mul, v, repeat(u)))
+        rows.append(list(row))
+    return rows
+
+
+def weight_grad(record):
+    """dw = sum over positions of outer(dy, x), built along its shorter side."""
+    dys, xs = record
+    if len(dys[0]) <= len(xs[0]):
+        return outer_sum(dys, xs)
+    return [list(row) for row in zip(*outer_sum(xs, dys))]
 
 
 def residual(a, b, tape):
@@ -195,9 +223,12 @@ class LeanGPT:
         self.state_dict = {name: [[random.gauss(0, config.init_std) for _ in range(cols)]
                                   for _ in range(rows)]
                            for name, (rows, cols) in param_shapes(config, vocab_size)}
+        # Gradients: wte's and wpe's accumulate row by row; the others are computed
+        # whole at the end of each backward pass (weight_grad)
         self.grads = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
-        self.m = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
-        self.v = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
+        self.m = [0.0] * self.num_params   # Adam's moments, flat, in the reference's order
+        self.v = [0.0] * self.num_params
+        self.transpose()
 
     @property
     def num_params(self):
@@ -207,36 +238,40 @@ class LeanGPT:
         n = self.config.n_layer
         return [[] for _ in range(n)], [[] for _ in range(n)]
 
-    def forward(self, token_id, pos_id, keys, values, tape):
-        """Logits (a Vec) for one token at pos_id; appends its k, v to the cache."""
-        sd, gr, c = self.state_dict, self.grads, self.config
-        x = embed(sd['wte'], sd['wpe'], token_id, pos_id, tape, gr)
+    def forward(self, token_id, pos_id, keys, values, tape, records=None):
+        """Logits (a Vec) for one token at pos_id; appends its k, v to the cache.
+        When training, `tape` records the ops and `records` the linear layers' inputs."""
+        sd, c = self.state_dict, self.config
+        rec = records.get if records is not None else (lambda name: None)
+        sdT = self.transposed
+        x = embed(sd['wte'], sd['wpe'], token_id, pos_id, tape, self.grads)
         x = rmsnorm(x, tape)
         for li in range(c.n_layer):
             p = f'layer{li}.'
             x_residual = x
             x = rmsnorm(x, tape)
-            q = linear(x, sd[p + 'attn_wq'], gr[p + 'attn_wq'], tape)
-            keys[li].append(linear(x, sd[p + 'attn_wk'], gr[p + 'attn_wk'], tape))
-            values[li].append(linear(x, sd[p + 'attn_wv'], gr[p + 'attn_wv'], tape))
+            q = linear(x, sd[p + 'attn_wq'], sdT[p + 'attn_wq'], rec(p + 'attn_wq'), tape)
+            keys[li].append(linear(x, sd[p + 'attn_wk'], sdT[p + 'attn_wk'], rec(p + 'attn_wk'), tape))
+            values[li].append(linear(x, sd[p + 'attn_wv'], sdT[p + 'attn_wv'], rec(p + 'attn_wv'), tape))
             x = attention(q, keys[li], values[li], c.n_head, tape)
-            x = linear(x, sd[p + 'attn_wo'], gr[p + 'attn_wo'], tape)
+            x = linear(x, sd[p + 'attn_wo'], sdT[p + 'attn_wo'], rec(p + 'attn_wo'), tape)
             x = residual(x, x_residual, tape)
             x_residual = x
             x = rmsnorm(x, tape)
-            x = linear(x, sd[p + 'mlp_fc1'], gr[p + 'mlp_fc1'], tape)
+            x = linear(x, sd[p + 'mlp_fc1'], sdT[p + 'mlp_fc1'], rec(p + 'mlp_fc1'), tape)
             x = relu(x, tape)
-            x = linear(x, sd[p + 'mlp_fc2'], gr[p + 'mlp_fc2'], tape)
+            x = linear(x, sd[p + 'mlp_fc2'], sdT[p + 'mlp_fc2'], rec(p + 'mlp_fc2'), tape)
             x = residual(x, x_residual, tape)
-        return linear(x, sd['lm_head'], gr['lm_head'], tape)
+        return linear(x, sd['lm_head'], sdT['lm_head'], rec('lm_head'), tape)
 
     def train_step(self, tokens, step):
         n = min(self.config.block_size, len(tokens) - 1)
         keys, values = self.new_cache()
         tape = []
+        records = {name: ([], []) for name in self.transposed}
         total = 0.0                       # the losses' sum, added as positions go
         for pos_id in range(n):
-            logits = self.forward(tokens[pos_id], pos_id, keys, values, tape)
+            logits = self.forward(tokens[pos_id], pos_id, keys, values, tape, records)
             loss_t = cross_entropy(logits, tokens[pos_id + 1], tape)
             total += loss_t.data[0]
             loss_t.grad = [1 / n]         # d(mean loss)/d(loss_t): backward starts here
@@ -245,22 +280,39 @@ class LeanGPT:
             backward, out, *saved = tape.pop()
             if out.grad is not None:      # no gradient reached it: nothing flows back
                 backward(out, *saved)
+        for name, record in records.items():
+            self.grads[name] = weight_grad(record)
+        del records
         self.adam_update(step)
         return total * (1 / n)
 
     def adam_update(self, step):
+        """The reference's Adam, element by element, over all parameters as one flat list
+        (one comprehension per moment: far less interpreter work than a loop body)."""
         c = self.config
-        b1, b2, eps = c.beta1, c.beta2, c.eps_adam
+        b1, b2, eps, ob1, ob2 = c.beta1, c.beta2, c.eps_adam, 1 - c.beta1, 1 - c.beta2
         lr_t = c.learning_rate * (1 - step / c.steps)
         bias1, bias2 = 1 - b1 ** (step + 1), 1 - b2 ** (step + 1)
+        params = list(chain.from_iterable(chain.from_iterable(self.state_dict.values())))
+        grads = list(chain.from_iterable(chain.from_iterable(self.grads.values())))
+        self.m = m = [b1 * m + ob1 * g for m, g in zip(self.m, grads)]
+        self.v = v = [b2 * v + ob2 * g ** 2 for v, g in zip(self.v, grads)]
+        params = [p - lr_t * (m / bias1) / ((v / bias2) ** 0.5 + eps)
+                  for p, m, v in zip(params, m, v)]
+        offset = 0                        # back into rows, for the forward's dot products
         for name, w in self.state_dict.items():
-            grads, ms, vs = self.grads[name], self.m[name], self.v[name]
-            for i, g_row in enumerate(grads):
-                m_row = ms[i] = [b1 * m + (1 - b1) * g for m, g in zip(ms[i], g_row)]
-                v_row = vs[i] = [b2 * v + (1 - b2) * g ** 2 for v, g in zip(vs[i], g_row)]
-                w[i] = [p - lr_t * (m / bias1) / ((v / bias2) ** 0.5 + eps)
-                        for p, m, v in zip(w[i], m_row, v_row)]
-                grads[i] = [0.0] * len(g_row)
+            cols = len(w[0])
+            for i in range(len(w)):
+                w[i] = params[offset:offset + cols]
+                offset += cols
+            self.grads[name] = [[0.0] * cols for _ in w]
+        self.transpose()
+
+    def transpose(self):
+        """The linear layers' weights as columns too: dx = w.T @ dy is a dot product
+        with each column."""
+        self.transposed = {name: list(zip(*w)) for name, w in self.state_dict.items()
+                           if name not in ('wte', 'wpe')}
 
     def next_probs(self, token_id, pos_id, cache, temperature):
         keys, values = cache
