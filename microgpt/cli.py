@@ -10,6 +10,7 @@ import sys
 from . import tiers
 from .config import ConfigError, GPTConfig
 from .data import DataError, find_data, load_docs, write_atomic
+from .memory import peak_rss_mb
 
 PROG = 'microgpt'
 
@@ -52,13 +53,6 @@ def build_parser():
     p.add_argument('--num-samples', type=int, default=d.num_samples)
     p.add_argument('--json', metavar='PATH', help='write losses, samples and timings here')
     return p
-
-
-def peak_rss_mb():
-    """This process's peak resident set size so far, in MB (2**20 bytes)."""
-    import resource
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10  # bytes vs KiB
 
 
 def check_writable(path):
