@@ -1,11 +1,17 @@
-"""The command line: `python -m microgpt [--tier TIER] [--data PATH] ...`.
+"""The command line.
+
+    python -m microgpt [--tier TIER] [--data PATH] [--seed N] ... [--json PATH] [--save PATH]
+    python -m microgpt sample --load PATH [--tier TIER] [--seed N] [--num-samples N]
+                              [--temperature F] [--prompt TEXT]
 
 stdout carries exactly what the reference prints; everything else (tier, timings,
-memory) goes to stderr. Bad input is one line on stderr and exit status 2.
+memory, progress) goes to stderr. Bad input is one line on stderr and exit status 2.
 """
 import argparse
 import os
+import signal
 import sys
+import time
 
 from . import tiers
 from .config import ConfigError, GPTConfig
@@ -15,14 +21,14 @@ from .memory import peak_rss_mb
 PROG = 'microgpt'
 
 
+class UsageError(Exception):
+    pass
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         """One line and exit status 2, rather than argparse's usage block."""
         raise UsageError(message)
-
-
-class UsageError(Exception):
-    pass
 
 
 def help_formatter(prog):
@@ -39,7 +45,8 @@ def build_parser():
     d = GPTConfig()
     p = ArgumentParser(prog=PROG, formatter_class=help_formatter,
                        description="Train Karpathy's microGPT on a list of names, then sample "
-                       "new ones. Tiers: " + ', '.join(tiers.TIERS) + '.')
+                       "new ones. Tiers: " + ', '.join(tiers.TIERS) + '. '
+                       f"'{PROG} sample --load PATH' samples from a saved checkpoint.")
     p.add_argument('--tier', help='implementation to run (default: the fastest installed)')
     p.add_argument('--data', metavar='PATH', help='UTF-8 text, one document per line '
                    '(default: ./input.txt, $MICROGPT_DATA, the cached or downloaded names.txt)')
@@ -52,20 +59,74 @@ def build_parser():
     p.add_argument('--temperature', type=float, default=d.temperature)
     p.add_argument('--num-samples', type=int, default=d.num_samples)
     p.add_argument('--json', metavar='PATH', help='write losses, samples and timings here')
+    p.add_argument('--save', metavar='PATH', help='save the trained model here (a checkpoint)')
     return p
 
 
-def check_writable(path):
+def build_sample_parser():
+    d = GPTConfig()
+    p = ArgumentParser(prog=f'{PROG} sample', formatter_class=help_formatter,
+                       description='Sample names from a saved checkpoint.')
+    p.add_argument('--load', metavar='PATH', required=True, help='a checkpoint from --save')
+    p.add_argument('--tier', help='implementation to run (default: the fastest installed)')
+    p.add_argument('--seed', type=int, default=d.seed, help='seeds the draws (default: 42)')
+    p.add_argument('--num-samples', type=int, help='default: as the checkpoint was trained')
+    p.add_argument('--temperature', type=float, help='default: as the checkpoint was trained')
+    p.add_argument('--prompt', default='', help='every name starts with this text')
+    return p
+
+
+def check_writable(flag, path):
+    """Fail before training, not after, when an output file cannot be written."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UsageError(f"--json: folder does not exist: {folder}")
+        raise UsageError(f"{flag}: folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"--json: folder is not writable: {folder}")
+        raise UsageError(f"{flag}: folder is not writable: {folder}")
+
+
+def pick_tier(name):
+    return tiers.default() if name is None else (name, tiers.load(name))
+
+
+class Progress:
+    """Training progress on stderr (steps done, steps/s, ETA), once a run has taken two
+    seconds, at most once a second: in place on a terminal, a line each otherwise.
+    Also the stop switch: after a first Ctrl-C, training ends after the current step."""
+
+    def __init__(self, total, delay=2.0, every=1.0):
+        self.total, self.delay, self.every = total, delay, every
+        self.start = self.last = time.perf_counter()
+        self.shown, self.stop_requested = False, False
+        self.tty = sys.stderr.isatty()
+
+    def request_stop(self, signum, frame):
+        if self.stop_requested:           # a second Ctrl-C: stop now, mid-step
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def __call__(self, done):
+        now = time.perf_counter()
+        if now - self.start >= self.delay and now - self.last >= self.every:
+            self.last, self.shown = now, True
+            rate = done / (now - self.start)
+            eta = (self.total - done) / rate
+            end = '' if self.tty else '\n'
+            print(f"\r{PROG}: step {done} / {self.total} | {rate:.1f} steps/s | "
+                  f"ETA {eta:.0f} s", end=end, file=sys.stderr, flush=True)
+        return self.stop_requested
+
+    def close(self):
+        if self.shown and self.tty:
+            print(file=sys.stderr)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        return _main(argv)
+        if argv[:1] == ['sample']:
+            return sample_main(argv[1:])
+        return train_main(argv)
     except (UsageError, ConfigError, DataError, tiers.TierError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -74,25 +135,40 @@ def main(argv=None):
         return 130
 
 
-def _main(argv):
+def train_main(argv):
     args = build_parser().parse_args(argv)
     config = GPTConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer,
                        n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size,
                        temperature=args.temperature, num_samples=args.num_samples)
-    if args.tier is None:
-        tier, Model = tiers.default()
-    else:
-        tier, Model = args.tier, tiers.load(args.tier)
-    if args.json:
-        check_writable(args.json)
+    tier, Model = pick_tier(args.tier)
+    for flag, path in (('--json', args.json), ('--save', args.save)):
+        if path:
+            check_writable(flag, path)
     path = find_data(args.data)
     docs = load_docs(path)
     print(f"{PROG}: tier {tier}, data {path}", file=sys.stderr)
 
     from .gpt import run
-    result = run(config, docs, Model)
+    progress = Progress(config.steps)
+    previous = signal.signal(signal.SIGINT, progress.request_stop)
+    try:
+        result = run(config, docs, Model, on_step=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    steps_done = len(result['losses'])
 
-    steps_per_s = config.steps / result['train_seconds']
+    if args.save:
+        from . import checkpoint
+        checkpoint.save(args.save, config, result['tokenizer'].uchars,
+                        result['model'].export_params())
+    if not result['finished']:
+        saved = f"; saved to {args.save}" if args.save else ''
+        print(f"\n{PROG}: interrupted after {steps_done} of {config.steps} steps{saved}",
+              file=sys.stderr)
+        return 130
+
+    steps_per_s = steps_done / result['train_seconds']
     rss = peak_rss_mb()
     print(f"{PROG}: tier {tier} | train {result['train_seconds']:.2f} s, {steps_per_s:.1f} steps/s, "
           f"{1e6 / steps_per_s:.0f} us/step | sample {result['sample_seconds']:.2f} s | "
@@ -101,7 +177,7 @@ def _main(argv):
         import json
         report = {
             'tier': tier,
-            'config': dict(config.asdict(), vocab_size=result['vocab_size'],
+            'config': dict(config.asdict(), vocab_size=result['tokenizer'].vocab_size,
                            num_params=result['model'].num_params, num_docs=len(docs), data=path),
             'losses': result['losses'],
             'samples': result['samples'],
@@ -110,4 +186,33 @@ def _main(argv):
             'peak_rss_mb': rss,
         }
         write_atomic(args.json, (json.dumps(report, indent=1) + '\n').encode())
+    return 0
+
+
+def sample_main(argv):
+    import random
+
+    from . import checkpoint
+    from .gpt import Tokenizer, sample
+    args = build_sample_parser().parse_args(argv)
+    try:
+        trained, uchars, params = checkpoint.load(args.load)
+    except checkpoint.CheckpointError as e:
+        raise UsageError(str(e)) from None
+    overrides = {k: getattr(args, k) for k in ('num_samples', 'temperature')
+                 if getattr(args, k) is not None}
+    config = GPTConfig(**dict(trained.asdict(), seed=args.seed, **overrides))
+    tok = Tokenizer(uchars)
+    unknown = sorted(set(args.prompt) - set(uchars))
+    if unknown:
+        raise UsageError(f"--prompt has characters not in the checkpoint's vocabulary: "
+                         f"{''.join(unknown)!r}")
+    if len(args.prompt) >= config.block_size:
+        raise UsageError(f"--prompt must be shorter than block_size ({config.block_size})")
+    tier, Model = pick_tier(args.tier)
+    print(f"{PROG}: tier {tier}, checkpoint {args.load}", file=sys.stderr)
+    model = Model(config, tok.vocab_size)
+    model.load_params(params)
+    random.seed(config.seed)
+    sample(model, tok, config, prompt=args.prompt)
     return 0

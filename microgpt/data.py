@@ -132,6 +132,9 @@ def write_atomic(path, payload):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # as open() would make it, not mkstemp's 0600
         with os.fdopen(fd, 'wb') as f:
             f.write(payload)
         os.replace(tmp, path)

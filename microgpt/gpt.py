@@ -201,7 +201,8 @@ def adam_update(params, m, v, step, config):
 class ScalarGPT:
     """The scalar tier. Every tier offers this interface to train() and sample():
     __init__(config, vocab_size) draws the weights; num_params; train_step(tokens, step)
-    -> loss; new_cache(); next_probs(token_id, pos_id, cache, temperature) -> floats."""
+    -> loss; new_cache(); next_probs(token_id, pos_id, cache, temperature) -> floats;
+    and export_params() / load_params(params) for checkpoints."""
 
     def __init__(self, config, vocab_size):
         self.config = config
@@ -213,6 +214,16 @@ class ScalarGPT:
     @property
     def num_params(self):
         return len(self.params)
+
+    def export_params(self):
+        """{name: rows of floats}: what a checkpoint holds (see checkpoint.py)."""
+        return {name: [[p.data for p in row] for row in mat] for name, mat in self.state_dict.items()}
+
+    def load_params(self, params):
+        for name, mat in self.state_dict.items():
+            for row, values in zip(mat, params[name]):
+                for p, value in zip(row, values):
+                    p.data = value
 
     def new_cache(self):
         n = self.config.n_layer
@@ -248,27 +259,33 @@ class ScalarGPT:
 # The run: shuffle, train one document per step, then sample. Shared by every tier.
 
 def train(model, docs, tok, config, on_step=None):
-    """Train for config.steps steps, printing each loss like the reference; return them."""
+    """Train for config.steps steps, printing each loss like the reference; return them.
+    on_step(steps_done), if given, is called after each step; it returns True to stop."""
     losses = []
     for step in range(config.steps):
         doc = docs[step % len(docs)]
         loss = model.train_step(tok.encode(doc), step)
         losses.append(loss)
         print(f"step {step+1:4d} / {config.steps:4d} | loss {loss:.4f}", end='\r')
-        if on_step is not None:
-            on_step(step + 1)
+        if on_step is not None and on_step(step + 1):
+            break
     return losses
 
 
-def sample(model, tok, config):
-    """Sample config.num_samples names, one token at a time through a fresh KV cache."""
+def sample(model, tok, config, prompt=''):
+    """Sample config.num_samples names, one token at a time through a fresh KV cache.
+    A prompt's characters are fed through the cache first; each name continues it."""
     samples = []
     print("\n--- inference (new, hallucinated names) ---")
+    feed = [tok.BOS] + [tok.stoi[ch] for ch in prompt]   # fed, not drawn
     for sample_idx in range(config.num_samples):
         cache = model.new_cache()
-        token_id, ids = tok.BOS, []
+        token_id, ids = tok.BOS, feed[1:]
         for pos_id in range(config.block_size):
             probs = model.next_probs(token_id, pos_id, cache, config.temperature)
+            if pos_id + 1 < len(feed):
+                token_id = feed[pos_id + 1]
+                continue
             token_id = random.choices(range(tok.vocab_size), weights=probs)[0]
             if token_id == tok.BOS:
                 break
@@ -282,7 +299,8 @@ def run(config, docs, Model=ScalarGPT, on_step=None):
     """The reference program: seed, shuffle, tokenize, init, train, sample.
 
     `docs` is a data.Docs; `Model` is a tier's model class. Prints exactly what the
-    reference prints; returns the losses, the samples and the timings.
+    reference prints; returns the losses, the samples and the timings. If on_step stops
+    training early, there is no sampling.
     """
     random.seed(config.seed)
     random.shuffle(docs.order)
@@ -294,7 +312,8 @@ def run(config, docs, Model=ScalarGPT, on_step=None):
     t0 = time.perf_counter()
     losses = train(model, docs, tok, config, on_step)
     t1 = time.perf_counter()
-    samples = sample(model, tok, config)
+    finished = len(losses) == config.steps
+    samples = sample(model, tok, config) if finished else []
     t2 = time.perf_counter()
-    return {'model': model, 'vocab_size': tok.vocab_size, 'losses': losses, 'samples': samples,
-            'train_seconds': t1 - t0, 'sample_seconds': t2 - t1}
+    return {'model': model, 'tokenizer': tok, 'losses': losses, 'samples': samples,
+            'finished': finished, 'train_seconds': t1 - t0, 'sample_seconds': t2 - t1}

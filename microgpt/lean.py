@@ -234,6 +234,14 @@ class LeanGPT:
     def num_params(self):
         return sum(len(w) * len(w[0]) for w in self.state_dict.values())
 
+    def export_params(self):
+        return {name: [list(row) for row in w] for name, w in self.state_dict.items()}
+
+    def load_params(self, params):
+        for name in self.state_dict:
+            self.state_dict[name] = [list(row) for row in params[name]]
+        self.transpose()
+
     def new_cache(self):
         n = self.config.n_layer
         return [[] for _ in range(n)], [[] for _ in range(n)]

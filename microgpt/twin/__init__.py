@@ -47,6 +47,13 @@ class TwinGPT:
                 views[f'layer{l}.{name}'] = getattr(P, name)[l]
         return views
 
+    def export_params(self):
+        return {name: view.tolist() for name, view in self.state_dict().items()}
+
+    def load_params(self, params):
+        for name, view in self.state_dict().items():
+            view[:] = np.array(params[name], dtype=np.float64)
+
     def adam_step(self, step):
         """Adam's scalars for this step, each computed as the reference computes it."""
         c = self.config

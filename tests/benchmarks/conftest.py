@@ -1,59 +1,83 @@
-"""Whole runs of each tier in a subprocess, measured side by side, and a closing table.
+"""Benchmarks of every tier, side by side in one run, and a closing table.
 
-Peak RSS is what the run reports (VmHWM, see microgpt/memory.py), compared with that of
-a bare interpreter that only reads its own (`python -c pass` plus reading one file),
-under the same interpreter and environment. The package's bytecode is compiled first
-(where PYTHONDONTWRITEBYTECODE is set, every import would compile it again), as an
-installed package has it, so the figures measure the tier rather than the compiler.
+Timings come from pytest-benchmark, in this process. Memory and exactness come from one
+whole default run of each tier in its own process (microgpt/bench.py): peak RSS above
+the bare interpreter's, and the worst relative loss deviation from the golden trace.
 """
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from conftest import ROOT
+from check import rel_diff
+from conftest import DATA, golden
+from microgpt import bench, tiers
 
-RESULTS = {}   # tier -> {'us_per_step', 'peak_rss_above_python_mb', ...}
+TIERS = list(tiers.TIERS)
+RESULTS = {}    # tier -> {column: value}, or {'skipped': reason}
 
 
 @pytest.fixture(scope='session')
 def bench_env():
-    subprocess.run([sys.executable, '-m', 'compileall', '-q', str(ROOT / 'microgpt')],
-                   check=True, stdout=subprocess.DEVNULL)
-    return dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def run(args, env):
-    p = subprocess.run(args, env=env, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
+    return bench.environment()
 
 
 @pytest.fixture(scope='session')
 def python_baseline_mb(bench_env):
-    """Peak RSS of the bare interpreter: the least of three runs."""
-    code = 'from microgpt.memory import peak_rss_mb; print(peak_rss_mb())'
-    return min(float(run([sys.executable, '-c', code], bench_env)) for _ in range(3))
+    return bench.python_baseline_mb(bench_env)
 
 
-def run_tier(tier, data_path, env, tmp_path, extra=()):
-    """One `python -m microgpt --tier TIER` run: its JSON report."""
-    report = tmp_path / f'{tier}.json'
-    run([sys.executable, '-m', 'microgpt', '--tier', tier, '--data', str(data_path),
-         '--json', str(report), *extra], env)
-    return json.loads(report.read_text())
+_whole_runs = {}
+
+
+@pytest.fixture
+def whole_run(bench_env, python_baseline_mb):
+    """whole_run(tier): memory and exactness of the tier's default run (run once)."""
+    def get(tier):
+        if tier not in _whole_runs:
+            report = bench.run_tier(tier, bench_env, '--data', str(DATA))
+            trace = golden('default_1000')
+            _whole_runs[tier] = {
+                'peak_rss_above_python_mb': report['peak_rss_mb'] - python_baseline_mb,
+                'worst_rel_loss_error': float(rel_diff(report['losses'], trace['losses']).max()),
+                'samples_match_golden': report['samples'] == trace['samples'],
+                'run_us_per_step': 1e6 * report['train_seconds'] / len(report['losses']),
+            }
+        return _whole_runs[tier]
+    return get
+
+
+@pytest.fixture
+def model_class():
+    """model_class(tier): the tier's model, or a skip that says why it is missing."""
+    def get(tier):
+        try:
+            return tiers.load(tier)
+        except tiers.TierError as e:
+            RESULTS[tier] = {'skipped': str(e)}
+            pytest.skip(str(e))
+    return get
 
 
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     tr = terminalreporter
-    tr.section('tiers, side by side')
-    base = RESULTS.get('scalar', {}).get('us_per_step')
-    tr.write_line(f"{'tier':8s} {'us/step':>12s} {'vs scalar':>10s} {'peak RSS above python':>22s}")
-    for tier, r in RESULTS.items():
-        ratio = f"{base / r['us_per_step']:.1f}x" if base else '-'
-        tr.write_line(f"{tier:8s} {r['us_per_step']:12.1f} {ratio:>10s} "
-                      f"{r['peak_rss_above_python_mb']:19.2f} MB")
+    tr.section('tiers, side by side (default config)')
+    base = RESULTS.get('scalar', {}).get('train_step_us')
+    tr.write_line('| tier | train step (us) | vs scalar | sample 20 names (ms) | '
+                  'peak RSS above python (MB) | worst rel. loss error | samples = golden |')
+    tr.write_line('|---|---|---|---|---|---|---|')
+    for tier in TIERS:
+        r = RESULTS.get(tier)
+        if r is None:
+            continue
+        if 'skipped' in r:
+            tr.write_line(f"| {tier} | skipped: {r['skipped']} | | | | | |")
+            continue
+        step = r.get('train_step_us')
+        ratio = f"{base / step:.0f}x" if base and step else '-'
+
+        def fmt(key, spec):
+            return format(r[key], spec) if key in r else '-'
+        tr.write_line(f"| {tier} | {fmt('train_step_us', '.1f')} | {ratio} | "
+                      f"{fmt('sample_ms', '.2f')} | {fmt('peak_rss_above_python_mb', '.2f')} | "
+                      f"{fmt('worst_rel_loss_error', '.1e')} | "
+                      f"{'yes' if r.get('samples_match_golden') else 'no'} |")

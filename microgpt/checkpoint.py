@@ -1,0 +1,70 @@
+"""Checkpoints: a trained model's config, vocabulary and parameters, as JSON.
+
+JSON because every tier can read it with the standard library, and Python writes each
+float as the shortest text that reads back to the very same float, so a checkpoint
+round-trips bit for bit. Parameters are stored by name (wte, wpe, lm_head,
+layer{i}.attn_wq, ...), so any tier loads what any tier saved. Written atomically.
+"""
+import json
+import math
+
+from .config import ConfigError, GPTConfig, param_shapes
+from .data import write_atomic
+
+FORMAT, VERSION = 'microgpt-checkpoint', 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be read or does not fit; the CLI prints it on one line."""
+
+
+def save(path, config, uchars, params):
+    """Write config, vocabulary (the characters, in token-id order) and {name: rows}."""
+    payload = {'format': FORMAT, 'version': VERSION, 'config': config.asdict(),
+               'uchars': list(uchars), 'params': params}
+    write_atomic(path, json.dumps(payload, separators=(',', ':')).encode())
+
+
+def load(path):
+    """(config, uchars, params) from a checkpoint, each checked; else CheckpointError."""
+    try:
+        with open(path, 'rb') as f:
+            payload = json.loads(f.read().decode('utf-8'))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: "
+                              f"{e})") from None
+    if not isinstance(payload, dict) or payload.get('format') != FORMAT:
+        raise CheckpointError(f"{path} is not a microgpt checkpoint")
+    if payload.get('version') != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r}, "
+                              f"this microgpt reads version {VERSION}")
+    try:
+        config = GPTConfig(**payload['config'])
+        uchars, params = payload['uchars'], payload['params']
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: checkpoint is missing {e}") from None
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: bad config in checkpoint: {e}") from None
+    if (not isinstance(uchars, list) or not all(isinstance(c, str) and len(c) == 1 for c in uchars)
+            or len(set(uchars)) != len(uchars) or uchars != sorted(uchars)):
+        raise CheckpointError(f"{path}: the vocabulary must be distinct single characters, "
+                              f"in order")
+    expected = param_shapes(config, len(uchars) + 1)
+    if not isinstance(params, dict) or sorted(params) != sorted(name for name, _ in expected):
+        raise CheckpointError(f"{path}: parameters do not match the config: expected "
+                              f"{', '.join(name for name, _ in expected)}")
+    for name, (rows, cols) in expected:
+        w = params[name]
+        if (not isinstance(w, list) or len(w) != rows
+                or not all(isinstance(r, list) and len(r) == cols for r in w)):
+            raise CheckpointError(f"{path}: {name} should be {rows}x{cols} for this config "
+                                  f"and vocabulary")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                   for r in w for x in r):
+            raise CheckpointError(f"{path}: {name} holds values that are not finite numbers")
+        params[name] = [[float(x) for x in r] for r in w]
+    return config, uchars, params

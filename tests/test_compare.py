@@ -1,0 +1,34 @@
+"""scripts/compare_tiers.py on a short run: a row per tier with numbers that parse."""
+import subprocess
+import sys
+
+from conftest import ROOT
+from microgpt import tiers
+
+SCRIPT = ROOT / 'scripts' / 'compare_tiers.py'
+
+
+def test_compare_tiers_table_and_plot(data_path, tmp_path):
+    png = tmp_path / 'tiers.png'
+    p = subprocess.run([sys.executable, str(SCRIPT), '--steps', '3', '--data', str(data_path),
+                        '--plot', str(png)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].startswith('| tier | us per step | speed-up vs scalar |')
+    rows = {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in line.strip('|').split('|')] for line in lines[2:])}
+    assert list(rows) == list(tiers.TIERS)                 # one row per tier, in order
+    for name, cells in rows.items():
+        if cells[0].startswith('skipped: '):
+            continue
+        us, speedup, rss, err, same = cells
+        assert float(us) > 0 and float(speedup.rstrip('x')) > 0 and float(rss) > 0
+        assert float(err) <= 1e-9 and same == 'yes', (name, cells)
+    assert rows['scalar'][1] == '1.0x' and float(rows['scalar'][3]) == 0.0
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
+
+
+def test_compare_tiers_rejects_an_unknown_tier():
+    p = subprocess.run([sys.executable, str(SCRIPT), '--tiers', 'quantum'],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and 'unknown tier(s) quantum' in p.stderr
