@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from microgpt.twin.numpy_kernels import zeros  # noqa: F401  (allocation is numpy's)
+from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);

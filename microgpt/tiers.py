@@ -12,6 +12,7 @@ TIERS = {
     'lean': ('microgpt.lean', 'LeanGPT', None),
     'numpy': ('microgpt.twin', 'NumpyGPT', 'jit'),
     'jit': ('jit', 'JitGPT', 'jit'),
+    'cuda': ('gpu.tier', 'CudaGPT', 'jit'),
 }
 DEFAULT_PREFERENCE = ('jit', 'scalar')
 

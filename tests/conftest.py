@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+# GPU code runs everywhere: on a machine without an NVIDIA GPU, numba's CUDA simulator
+# stands in (it must be chosen before numba.cuda is first imported).
+HAS_GPU = os.path.exists('/dev/nvidiactl')
+if not HAS_GPU:
+    os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '1')
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / 'shared'
 GOLDEN = SHARED / 'golden'

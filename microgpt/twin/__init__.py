@@ -23,12 +23,14 @@ class TwinGPT:
                           rms_eps=RMS_EPS, attn_scale=(hd ** 0.5) ** -1)
         self.fn = self.bind_model()
         K, n, n_acts = self.kernels, params_size(self.hp), acts_size(self.hp)
-        self.flat = Flat(params=K.zeros(n), grads=K.zeros(n), m=K.zeros(n), v=K.zeros(n),
-                         acts=K.zeros(n_acts), dacts=K.zeros(n_acts))
         # The same random.gauss draws, in the same order, as the scalar tier's init.
+        init = np.zeros(n)
+        views = self.state_dict(init)
         for name, (rows, cols) in param_shapes(config, vocab_size):
             draws = [random.gauss(0, config.init_std) for _ in range(rows * cols)]
-            self.state_dict()[name][:] = np.array(draws).reshape(rows, cols)
+            views[name][:] = np.array(draws).reshape(rows, cols)
+        self.flat = Flat(params=K.to_device(init), grads=K.zeros(n), m=K.zeros(n),
+                         v=K.zeros(n), acts=K.zeros(n_acts), dacts=K.zeros(n_acts))
 
     def bind_model(self):
         return model.bind(self.kernels)
@@ -48,11 +50,14 @@ class TwinGPT:
         return views
 
     def export_params(self):
-        return {name: view.tolist() for name, view in self.state_dict().items()}
+        host = self.kernels.to_host(self.flat.params)
+        return {name: view.tolist() for name, view in self.state_dict(host).items()}
 
     def load_params(self, params):
-        for name, view in self.state_dict().items():
+        host = np.zeros(self.num_params)
+        for name, view in self.state_dict(host).items():
             view[:] = np.array(params[name], dtype=np.float64)
+        self.flat = self.flat._replace(params=self.kernels.to_device(host))
 
     def adam_step(self, step):
         """Adam's scalars for this step, each computed as the reference computes it."""
@@ -64,7 +69,7 @@ class TwinGPT:
 
     def train_step(self, tokens, step):
         n = min(self.config.block_size, len(tokens) - 1)
-        tokens = np.array(tokens[:n + 1], dtype=np.int64)
+        tokens = self.kernels.to_device(np.array(tokens[:n + 1], dtype=np.int64))
         return float(self.fn.train_step(self.flat, tokens, n, self.hp, self.adam_step(step)))
 
     def new_cache(self):
@@ -72,9 +77,9 @@ class TwinGPT:
         return self.kernels.zeros(acts_size(self.hp))
 
     def next_probs(self, token_id, pos_id, cache, temperature):
-        token = np.array([token_id], dtype=np.int64)
+        token = self.kernels.to_device(np.array([token_id], dtype=np.int64))
         self.fn.sample_step(self.flat.params, cache, token, pos_id, self.hp, temperature ** -1)
-        return acts_view(cache, self.hp).probs[pos_id].tolist()
+        return self.kernels.to_host(acts_view(cache, self.hp).probs[pos_id]).tolist()
 
 
 class NumpyGPT(TwinGPT):

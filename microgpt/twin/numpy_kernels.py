@@ -8,8 +8,17 @@ reciprocal as total**-1) arrive precomputed or are computed here the same way.
 import numpy as np
 
 
+# Memory: numpy's arrays are the host's; a device backend (gpu/) copies in and out here.
 def zeros(size):
     return np.zeros(size)
+
+
+def to_device(host):
+    return host
+
+
+def to_host(array):
+    return array
 
 
 def zero(x):

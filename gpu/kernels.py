@@ -1,0 +1,324 @@
+"""The twin's kernels on numba.cuda: what the cuda tier runs.
+
+Same contract as microgpt/twin/numpy_kernels.py, their reference: forward kernels
+overwrite `out`, backward kernels accumulate into d-prefixed outputs. The matrix
+products go through gpu/gemm.py; the rest are small kernels, one thread per element or
+per row (the model is tiny: a row is at most 4*n_embd wide). Every kernel is written so
+that no two threads write the same element, so none needs atomics and every result is
+deterministic. Each CudaKernels method checks nothing the model has not already
+shaped; it picks the launch size (gpu/tuning.py) and launches.
+"""
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import tuning
+from .gemm import gemm
+
+
+def _blocks(n):
+    return ((n + tuning.THREADS - 1) // tuning.THREADS, tuning.THREADS)
+
+
+@cuda.jit
+def zero_kernel(x):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        x[i] = 0
+
+
+@cuda.jit
+def encoder_forward_kernel(out, tokens, pos0, wte, wpe):
+    i = cuda.grid(1)
+    n, C = out.shape
+    if i < n * C:
+        t, c = i // C, i % C
+        out[t, c] = wte[tokens[t], c] + wpe[pos0 + t, c]
+
+
+@cuda.jit
+def encoder_backward_kernel(dwte, dwpe, dout, tokens):
+    c = cuda.grid(1)                  # one thread per column: a repeated token is no race
+    n, C = dout.shape
+    if c < C:
+        for t in range(n):
+            dwte[tokens[t], c] += dout[t, c]
+            dwpe[t, c] += dout[t, c]
+
+
+@cuda.jit
+def rmsnorm_forward_kernel(out, rstd, inp, inv_C, eps):
+    t = cuda.grid(1)
+    n, C = inp.shape
+    if t < n:
+        ms = 0.0
+        for c in range(C):
+            ms += inp[t, c] * inp[t, c]
+        s = (ms * inv_C + eps) ** -0.5
+        rstd[t] = s
+        for c in range(C):
+            out[t, c] = inp[t, c] * s
+
+
+@cuda.jit
+def rmsnorm_backward_kernel(dinp, dout, inp, rstd, inv_C):
+    t = cuda.grid(1)
+    n, C = inp.shape
+    if t < n:
+        s = rstd[t]
+        dot = 0.0
+        for c in range(C):
+            dot += dout[t, c] * inp[t, c]
+        k = dot * s * s * s * inv_C
+        for c in range(C):
+            dinp[t, c] += dout[t, c] * s - inp[t, c] * k
+
+
+@cuda.jit
+def attention_forward_kernel(out, att, q, k, v, pos0, n, n_head, scale):
+    i = cuda.grid(1)                  # one thread per (head, query row)
+    if i < n_head * n:
+        h, p = i // n, pos0 + i % n
+        hd = q.shape[1] // n_head
+        hs = h * hd
+        mx = -math.inf
+        for s in range(p + 1):
+            acc = 0.0
+            for j in range(hd):
+                acc += q[p, hs + j] * k[s, hs + j]
+            att[h, p, s] = acc * scale
+            mx = max(mx, att[h, p, s])
+        total = 0.0
+        for s in range(p + 1):
+            att[h, p, s] = math.exp(att[h, p, s] - mx)
+            total += att[h, p, s]
+        inv_total = total ** -1
+        for s in range(p + 1):
+            att[h, p, s] *= inv_total
+        for j in range(hd):
+            acc = 0.0
+            for s in range(p + 1):
+                acc += att[h, p, s] * v[s, hs + j]
+            out[p, hs + j] = acc
+
+
+@cuda.jit
+def attention_backward_query_kernel(dq, dlogits, dout, k, v, att, n, n_head, scale):
+    """Per (head, query row p): the gradient of its attention logits, and dq[p]."""
+    i = cuda.grid(1)
+    if i < n_head * n:
+        h, p = i // n, i % n
+        hd = dq.shape[1] // n_head
+        hs = h * hd
+        wdot = 0.0
+        for s in range(p + 1):
+            acc = 0.0
+            for j in range(hd):
+                acc += dout[p, hs + j] * v[s, hs + j]
+            dlogits[h, p, s] = acc
+            wdot += att[h, p, s] * acc
+        for s in range(p + 1):
+            dl = att[h, p, s] * (dlogits[h, p, s] - wdot) * scale
+            dlogits[h, p, s] = dl
+            for j in range(hd):
+                dq[p, hs + j] += dl * k[s, hs + j]
+
+
+@cuda.jit
+def attention_backward_key_kernel(dk, dv, dlogits, dout, q, att, n, n_head):
+    """Per (head, key row s): dk[s] and dv[s], summed over the queries p >= s."""
+    i = cuda.grid(1)
+    if i < n_head * n:
+        h, s = i // n, i % n
+        hd = dk.shape[1] // n_head
+        hs = h * hd
+        for p in range(s, n):
+            dl, w = dlogits[h, p, s], att[h, p, s]
+            for j in range(hd):
+                dk[s, hs + j] += dl * q[p, hs + j]
+                dv[s, hs + j] += w * dout[p, hs + j]
+
+
+@cuda.jit
+def relu_forward_kernel(out, inp):
+    i = cuda.grid(1)
+    n, C = inp.shape
+    if i < n * C:
+        t, c = i // C, i % C
+        out[t, c] = inp[t, c] if inp[t, c] > 0 else 0
+
+
+@cuda.jit
+def relu_backward_kernel(dinp, dout, inp):
+    i = cuda.grid(1)
+    n, C = inp.shape
+    if i < n * C:
+        t, c = i // C, i % C
+        if inp[t, c] > 0:
+            dinp[t, c] += dout[t, c]
+
+
+@cuda.jit
+def residual_forward_kernel(out, inp1, inp2):
+    i = cuda.grid(1)
+    n, C = out.shape
+    if i < n * C:
+        t, c = i // C, i % C
+        out[t, c] = inp1[t, c] + inp2[t, c]
+
+
+@cuda.jit
+def residual_backward_kernel(dinp1, dinp2, dout):
+    i = cuda.grid(1)
+    n, C = dout.shape
+    if i < n * C:
+        t, c = i // C, i % C
+        dinp1[t, c] += dout[t, c]
+        dinp2[t, c] += dout[t, c]
+
+
+@cuda.jit
+def softmax_forward_kernel(probs, logits, inv_temperature):
+    t = cuda.grid(1)
+    n, V = logits.shape
+    if t < n:
+        mx = -math.inf
+        for c in range(V):
+            mx = max(mx, logits[t, c] * inv_temperature)
+        total = 0.0
+        for c in range(V):
+            probs[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
+            total += probs[t, c]
+        inv_total = total ** -1
+        for c in range(V):
+            probs[t, c] *= inv_total
+
+
+@cuda.jit
+def crossentropy_forward_kernel(losses, probs, targets):
+    t = cuda.grid(1)
+    if t < losses.shape[0]:
+        losses[t] = -math.log(probs[t, targets[t]])
+
+
+@cuda.jit
+def mean_kernel(loss, losses):
+    if cuda.grid(1) == 0:             # n <= block_size: one thread sums, in order
+        n = losses.shape[0]
+        total = 0.0
+        for t in range(n):
+            total += losses[t]
+        loss[0] = total * (1 / n)
+
+
+@cuda.jit
+def crossentropy_softmax_backward_kernel(dlogits, probs, targets, n):
+    i = cuda.grid(1)
+    V = probs.shape[1]
+    if i < n * V:
+        t, c = i // V, i % V
+        onehot = 1.0 if c == targets[t] else 0.0
+        dlogits[t, c] += (probs[t, c] - onehot) * (1 / n)
+
+
+@cuda.jit
+def adam_update_kernel(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                       one_minus_beta2, bias1, bias2, eps):
+    i = cuda.grid(1)
+    if i < params.shape[0]:
+        g = grads[i]
+        m[i] = beta1 * m[i] + one_minus_beta1 * g
+        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
+        params[i] -= lr * (m[i] / bias1) / (math.sqrt(v[i] / bias2) + eps)
+
+
+PRECISIONS = {'fp64': (np.float64, 'tiled'), 'fp32': (np.float32, 'tiled'),
+              'tc': (np.float32, 'tc')}
+
+
+class CudaKernels:
+    """The kernel namespace K of the twin model (microgpt/twin/model.py), on the GPU.
+
+    precision: 'fp64' (float64 everywhere: matches the reference like the other twins),
+    'fp32' (float32 arrays and GEMMs) or 'tc' (float32 arrays, GEMMs with float16
+    operands accumulating in float32, as tensor cores do).
+    """
+
+    def __init__(self, precision='fp64'):
+        self.dtype, self.gemm_kernel = PRECISIONS[precision]
+        self.attention_scratch = {}
+
+    # memory: the model's arrays live on the device
+    def zeros(self, size):
+        return cuda.to_device(np.zeros(size, dtype=self.dtype))
+
+    def to_device(self, host):
+        host = np.asarray(host)
+        return cuda.to_device(host.astype(self.dtype) if host.dtype.kind == 'f' else host)
+
+    def to_host(self, array):
+        return array.copy_to_host()
+
+    # the kernels
+    def zero(self, x):
+        zero_kernel[_blocks(x.shape[0])](x)
+
+    def encoder_forward(self, out, tokens, pos0, wte, wpe):
+        encoder_forward_kernel[_blocks(out.size)](out, tokens, pos0, wte, wpe)
+
+    def encoder_backward(self, dwte, dwpe, dout, tokens):
+        encoder_backward_kernel[_blocks(dout.shape[1])](dwte, dwpe, dout, tokens)
+
+    def rmsnorm_forward(self, out, rstd, inp, inv_C, eps):
+        rmsnorm_forward_kernel[_blocks(inp.shape[0])](out, rstd, inp, inv_C, eps)
+
+    def rmsnorm_backward(self, dinp, dout, inp, rstd, inv_C):
+        rmsnorm_backward_kernel[_blocks(inp.shape[0])](dinp, dout, inp, rstd, inv_C)
+
+    def matmul_forward(self, out, inp, w):
+        gemm(out, inp, w, form='nt', kernel=self.gemm_kernel)                # inp @ w.T
+
+    def matmul_backward(self, dinp, dw, dout, inp, w):
+        gemm(dinp, dout, w, form='nn', kernel=self.gemm_kernel, accumulate=True)
+        gemm(dw, dout, inp, form='tn', kernel=self.gemm_kernel, accumulate=True)
+
+    def attention_forward(self, out, att, q, k, v, pos0, n, n_head, scale):
+        attention_forward_kernel[_blocks(n_head * n)](out, att, q, k, v, pos0, n, n_head, scale)
+
+    def attention_backward(self, dq, dk, dv, dout, q, k, v, att, n, n_head, scale):
+        shape = att.shape
+        if shape not in self.attention_scratch:           # the logits' gradient, (H,T,T)
+            self.attention_scratch[shape] = cuda.device_array(shape, dtype=self.dtype)
+        dlogits = self.attention_scratch[shape]
+        grid = _blocks(n_head * n)
+        attention_backward_query_kernel[grid](dq, dlogits, dout, k, v, att, n, n_head, scale)
+        attention_backward_key_kernel[grid](dk, dv, dlogits, dout, q, att, n, n_head)
+
+    def relu_forward(self, out, inp):
+        relu_forward_kernel[_blocks(inp.size)](out, inp)
+
+    def relu_backward(self, dinp, dout, inp):
+        relu_backward_kernel[_blocks(inp.size)](dinp, dout, inp)
+
+    def residual_forward(self, out, inp1, inp2):
+        residual_forward_kernel[_blocks(out.size)](out, inp1, inp2)
+
+    def residual_backward(self, dinp1, dinp2, dout):
+        residual_backward_kernel[_blocks(dout.size)](dinp1, dinp2, dout)
+
+    def softmax_forward(self, probs, logits, inv_temperature):
+        softmax_forward_kernel[_blocks(logits.shape[0])](probs, logits, inv_temperature)
+
+    def crossentropy_forward(self, losses, loss, probs, targets):
+        crossentropy_forward_kernel[_blocks(losses.shape[0])](losses, probs, targets)
+        mean_kernel[1, 1](loss, losses)
+
+    def crossentropy_softmax_backward(self, dlogits, probs, targets, n):
+        crossentropy_softmax_backward_kernel[_blocks(probs.size)](dlogits, probs, targets, n)
+
+    def adam_update(self, params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                    one_minus_beta2, bias1, bias2, eps):
+        adam_update_kernel[_blocks(params.shape[0])](params, grads, m, v, lr, beta1, beta2,
+                                                     one_minus_beta1, one_minus_beta2,
+                                                     bias1, bias2, eps)

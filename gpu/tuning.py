@@ -1,0 +1,22 @@
+"""Every tunable of the GPU kernels, in one place.
+
+Tests shrink these (tiny tiles, a few threads per block) so that small inputs span
+several blocks and every edge-tile path runs under the simulator.
+"""
+
+# gemm_tiled: each block computes a TILE_M x TILE_N tile of C, stepping through K in
+# slices of TILE_K staged in shared memory; each thread holds a THREAD_M x THREAD_N
+# block of outputs in registers (so a block has (TILE_M/THREAD_M) x (TILE_N/THREAD_N)
+# threads: 16 x 16 = 256 with these values).
+TILE_M, TILE_N, TILE_K = 64, 64, 16
+THREAD_M, THREAD_N = 4, 4
+
+# gemm_tc: one warp computes a 16 x 16 fragment of C per K-step of 16, as WMMA's
+# m16n16k16; a block has WARPS_M x WARPS_N warps.
+FRAGMENT = 16
+WARPS_M, WARPS_N = 2, 2
+
+# gemm_naive and the model's elementwise and per-row kernels: threads per block.
+THREADS = 128
+# gemm_naive's 2-D blocks: NAIVE_BLOCK x NAIVE_BLOCK threads.
+NAIVE_BLOCK = 16

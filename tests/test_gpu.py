@@ -1,0 +1,159 @@
+"""The GPU tier under numba's CUDA simulator (or on a real GPU, where there is one):
+every GEMM kernel and product form against numpy, every model kernel against the numpy
+twin's, and the cuda tier end to end against the scalar spec."""
+import contextlib
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import cuda
+
+import test_kernels
+from check import check_tensor, rel_diff
+from conftest import HAS_GPU, ROOT
+from gpu import gemm as G
+from gpu import tuning
+from gpu.kernels import CudaKernels
+from microgpt import gpt
+from microgpt.config import GPTConfig
+from microgpt.data import load_docs
+from microgpt.twin import numpy_kernels
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    """Tiny tiles and few threads per block, so that small inputs span several blocks
+    and every edge-tile path runs (and the simulator stays quick)."""
+    for name, value in dict(TILE_M=8, TILE_N=8, TILE_K=4, THREAD_M=2, THREAD_N=2,
+                            WARPS_M=1, WARPS_N=2, THREADS=8, NAIVE_BLOCK=4).items():
+        monkeypatch.setattr(tuning, name, value)
+
+
+# Tolerances, relative to sum_k |a_ik| |b_kj| (the scale of each output's rounding):
+# float64 and float32 GEMMs round each of K additions once, ~K * eps at worst (K <= 80
+# here); tc rounds both operands to float16 first (2^-11 each), then adds in float32.
+GEMM_TOL = {('naive', np.float64): 1e-14, ('tiled', np.float64): 1e-14,
+            ('naive', np.float32): 1e-5, ('tiled', np.float32): 1e-5, ('tc', np.float32): 2e-3}
+SHAPES = [(1, 1, 1), (17, 33, 9), (64, 48, 80), (9, 40, 21)]   # M, N, K
+
+
+@pytest.mark.parametrize('form', list(G.FORMS))
+@pytest.mark.parametrize('kernel, dtype', list(GEMM_TOL))
+@pytest.mark.parametrize('M, N, K', SHAPES)
+def test_gemm_against_numpy(form, kernel, dtype, M, N, K):
+    if (M, N, K) == (64, 48, 80) and kernel == 'naive' and dtype == np.float32:
+        pytest.skip('covered by the float64 naive kernel; saves simulator time')
+    rng = np.random.default_rng(M * 10000 + N * 100 + K)
+    ta, tb = G.FORMS[form]
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
+    opA = (A.T if ta else A).astype(np.float64)
+    opB = (B.T if tb else B).astype(np.float64)
+    scale = np.abs(opA) @ np.abs(opB)
+    for accumulate in (False, True):
+        C = cuda.to_device(C0)
+        G.gemm(C, cuda.to_device(A), cuda.to_device(B), form=form, kernel=kernel,
+               accumulate=accumulate)
+        expected = opA @ opB + (C0.astype(np.float64) if accumulate else 0)
+        err = np.abs(C.copy_to_host() - expected) / (scale + (np.abs(C0) if accumulate else 0))
+        assert err.max() <= GEMM_TOL[kernel, dtype], (accumulate, err.max())
+        if kernel == 'tc' and K > 1:    # really float16 operands: not float32 accuracy
+            assert err.max() > 1e-6
+
+
+def test_gemm_rejects_mismatched_shapes():
+    A, B, C = (cuda.to_device(np.ones(s)) for s in [(3, 4), (5, 6), (3, 6)])
+    with pytest.raises(ValueError, match=r'op\(A\) 3x4 @ op\(B\) 5x6 does not fit C \(3, 6\)'):
+        G.gemm(C, A, B)
+
+
+class OnDevice:
+    """A CudaKernels whose methods take host arrays, as test_kernels' ops pass them:
+    copied to the device, the kernel run, and every array copied back."""
+
+    def __init__(self):
+        self.K = CudaKernels('fp64')
+
+    def __getattr__(self, name):
+        kernel = getattr(self.K, name)
+
+        def call(*args):
+            dev = [cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+            kernel(*dev)
+            for a, d in zip(args, dev):
+                if isinstance(a, np.ndarray):
+                    a[...] = d.copy_to_host()
+        return call
+
+
+@pytest.mark.parametrize('op', list(test_kernels.OPS))
+def test_cuda_kernels_match_numpy_kernels(op):
+    inputs, forward, backward = test_kernels.OPS[op]()
+    rng = np.random.default_rng(11 + len(op))
+    x = inputs(rng)
+    dout = test_kernels.rand(rng, *forward(numpy_kernels, x).shape)
+    K = OnDevice()
+    check_tensor(f'{op} forward', forward(K, x), forward(numpy_kernels, x), 1e-13)
+    got, expected = backward(K, x, dout), backward(numpy_kernels, x, dout)
+    for name in x:
+        check_tensor(f'{op}: d{name}', got[name], expected[name], 1e-13)
+
+
+def test_cuda_adam_update():
+    rng = np.random.default_rng(5)
+    p, g, m, v = (rng.standard_normal(37) for _ in range(4))
+    v = np.abs(v)
+    args = (0.006, 0.85, 0.99, 1 - 0.85, 1 - 0.99, 1 - 0.85 ** 5, 1 - 0.99 ** 5, 1e-8)
+    expected = [a.copy() for a in (p, g, m, v)]
+    numpy_kernels.adam_update(*expected, *args)
+    OnDevice().adam_update(p, g, m, v, *args)
+    for got, want in zip((p, m, v), (expected[0], expected[2], expected[3])):
+        check_tensor('adam', got, want, 1e-15)
+
+
+TINY = GPTConfig(n_embd=8, n_head=2, block_size=8, steps=3, num_samples=3)
+
+
+def run_quiet(config, data_path, Model):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return gpt.run(config, load_docs(data_path), Model)
+
+
+@pytest.fixture(scope='module')
+def scalar_tiny(data_path):
+    return run_quiet(TINY, data_path, gpt.ScalarGPT)
+
+
+# fp64 is the twin: 1e-9 like the other twin tiers. fp32 and tc round differently from
+# step 0 on; over three steps their losses stay within these (measured: see README).
+PRECISION_RTOL = {'fp64': 1e-9, 'fp32': 1e-5, 'tc': 1e-2}
+
+
+@pytest.mark.parametrize('precision', list(PRECISION_RTOL))
+def test_cuda_tier_end_to_end(precision, data_path, scalar_tiny):
+    from functools import partial
+
+    from gpu.tier import CudaGPT
+    result = run_quiet(TINY, data_path, partial(CudaGPT, precision=precision))
+    worst = rel_diff(result['losses'], scalar_tiny['losses']).max()
+    assert worst <= PRECISION_RTOL[precision], worst
+    if precision == 'fp64':
+        assert result['samples'] == scalar_tiny['samples']
+    else:
+        assert worst > 0          # really another precision
+
+
+@pytest.mark.skipif(HAS_GPU, reason='this machine has a GPU: there is no error to see')
+def test_cuda_tier_without_gpu_or_simulator_is_a_clear_error(data_path):
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM='0', PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, '-m', 'microgpt', '--tier', 'cuda', '--data',
+                        str(data_path)], env=env, capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == '' and 'Traceback' not in p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "microgpt: error: tier 'cuda' is not available (no CUDA GPU here "
+        "(NUMBA_ENABLE_CUDASIM=1 runs the cuda tier on numba's CPU simulator, slowly)); "
+        "install it with: pip install -e '.[jit]'"]
