@@ -60,7 +60,17 @@ def build_parser():
     p.add_argument('--num-samples', type=int, default=d.num_samples)
     p.add_argument('--json', metavar='PATH', help='write losses, samples and timings here')
     p.add_argument('--save', metavar='PATH', help='save the trained model here (a checkpoint)')
+    add_precision(p)
     return p
+
+
+PRECISIONS = ('fp64', 'fp32', 'tc')
+
+
+def add_precision(p):
+    p.add_argument('--precision', choices=PRECISIONS, default='fp64',
+                   help='the cuda tier\'s arithmetic: fp64 (exact like the other tiers), '
+                   'fp32, or tc (float16 GEMM operands, float32 accumulation)')
 
 
 def build_sample_parser():
@@ -73,6 +83,7 @@ def build_sample_parser():
     p.add_argument('--num-samples', type=int, help='default: as the checkpoint was trained')
     p.add_argument('--temperature', type=float, help='default: as the checkpoint was trained')
     p.add_argument('--prompt', default='', help='every name starts with this text')
+    add_precision(p)
     return p
 
 
@@ -85,8 +96,15 @@ def check_writable(flag, path):
         raise UsageError(f"{flag}: folder is not writable: {folder}")
 
 
-def pick_tier(name):
-    return tiers.default() if name is None else (name, tiers.load(name))
+def pick_tier(name, precision):
+    """(tier name, model class); --precision other than fp64 is the cuda tier's alone."""
+    tier, Model = tiers.default() if name is None else (name, tiers.load(name))
+    if tier == 'cuda':
+        from functools import partial
+        return tier, partial(Model, precision=precision)
+    if precision != 'fp64':
+        raise UsageError(f"--precision {precision} is for --tier cuda (tier {tier} is fp64)")
+    return tier, Model
 
 
 class Progress:
@@ -140,13 +158,14 @@ def train_main(argv):
     config = GPTConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer,
                        n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size,
                        temperature=args.temperature, num_samples=args.num_samples)
-    tier, Model = pick_tier(args.tier)
+    tier, Model = pick_tier(args.tier, args.precision)
     for flag, path in (('--json', args.json), ('--save', args.save)):
         if path:
             check_writable(flag, path)
     path = find_data(args.data)
     docs = load_docs(path)
-    print(f"{PROG}: tier {tier}, data {path}", file=sys.stderr)
+    label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
+    print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)
 
     from .gpt import run
     progress = Progress(config.steps)
@@ -177,6 +196,7 @@ def train_main(argv):
         import json
         report = {
             'tier': tier,
+            'precision': args.precision,
             'config': dict(config.asdict(), vocab_size=result['tokenizer'].vocab_size,
                            num_params=result['model'].num_params, num_docs=len(docs), data=path),
             'losses': result['losses'],
@@ -209,7 +229,7 @@ def sample_main(argv):
                          f"{''.join(unknown)!r}")
     if len(args.prompt) >= config.block_size:
         raise UsageError(f"--prompt must be shorter than block_size ({config.block_size})")
-    tier, Model = pick_tier(args.tier)
+    tier, Model = pick_tier(args.tier, args.precision)
     print(f"{PROG}: tier {tier}, checkpoint {args.load}", file=sys.stderr)
     model = Model(config, tok.vocab_size)
     model.load_params(params)

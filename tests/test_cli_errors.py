@@ -67,3 +67,10 @@ def test_offline_with_no_data_names_the_flag(tmp_path):
            'MICROGPT_NAMES_URL': (tmp_path / 'missing.txt').as_uri()}
     check_error([], '--data', cwd=tmp_path, env=env)
     assert not (tmp_path / 'cache' / 'microgpt' / 'names.txt').exists()
+
+
+def test_precision_is_for_the_cuda_tier(data_path):
+    check_error(['--data', data_path, '--tier', 'lean', '--precision', 'tc'],
+                '--precision tc is for --tier cuda (tier lean is fp64)')
+    check_error(['--data', data_path, '--precision', 'fp16'],
+                "argument --precision: invalid choice: 'fp16'")

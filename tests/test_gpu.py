@@ -23,13 +23,21 @@ from microgpt.data import load_docs
 from microgpt.twin import numpy_kernels
 
 
+SMALL = dict(TILE_M=8, TILE_N=8, TILE_K=4, THREAD_M=2, THREAD_N=2, WARPS_M=1, WARPS_N=2,
+             THREADS=8, NAIVE_BLOCK=4)
+MEDIUM = dict(SMALL, TILE_M=32, TILE_N=32, TILE_K=16, THREAD_M=4, THREAD_N=4, WARPS_M=2)
+
+
+def launch_with(monkeypatch, tunables):
+    for name, value in tunables.items():
+        monkeypatch.setattr(tuning, name, value)
+
+
 @pytest.fixture(autouse=True)
 def small_launches(monkeypatch):
     """Tiny tiles and few threads per block, so that small inputs span several blocks
     and every edge-tile path runs (and the simulator stays quick)."""
-    for name, value in dict(TILE_M=8, TILE_N=8, TILE_K=4, THREAD_M=2, THREAD_N=2,
-                            WARPS_M=1, WARPS_N=2, THREADS=8, NAIVE_BLOCK=4).items():
-        monkeypatch.setattr(tuning, name, value)
+    launch_with(monkeypatch, SMALL)
 
 
 # Tolerances, relative to sum_k |a_ik| |b_kj| (the scale of each output's rounding):
@@ -37,15 +45,17 @@ def small_launches(monkeypatch):
 # here); tc rounds both operands to float16 first (2^-11 each), then adds in float32.
 GEMM_TOL = {('naive', np.float64): 1e-14, ('tiled', np.float64): 1e-14,
             ('naive', np.float32): 1e-5, ('tiled', np.float32): 1e-5, ('tc', np.float32): 2e-3}
-SHAPES = [(1, 1, 1), (17, 33, 9), (64, 48, 80), (9, 40, 21)]   # M, N, K
+# M, N, K. The larger shape runs with 32x32 tiles (48 and 80 are not multiples of 32):
+# with the tiny ones it would take the simulator minutes, one barrier at a time.
+SHAPES = [(1, 1, 1), (17, 33, 9), (9, 40, 21), (64, 48, 80)]
 
 
 @pytest.mark.parametrize('form', list(G.FORMS))
 @pytest.mark.parametrize('kernel, dtype', list(GEMM_TOL))
 @pytest.mark.parametrize('M, N, K', SHAPES)
-def test_gemm_against_numpy(form, kernel, dtype, M, N, K):
-    if (M, N, K) == (64, 48, 80) and kernel == 'naive' and dtype == np.float32:
-        pytest.skip('covered by the float64 naive kernel; saves simulator time')
+def test_gemm_against_numpy(form, kernel, dtype, M, N, K, monkeypatch):
+    if (M, N, K) == (64, 48, 80):
+        launch_with(monkeypatch, MEDIUM)
     rng = np.random.default_rng(M * 10000 + N * 100 + K)
     ta, tb = G.FORMS[form]
     A = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
@@ -157,3 +167,14 @@ def test_cuda_tier_without_gpu_or_simulator_is_a_clear_error(data_path):
         "microgpt: error: tier 'cuda' is not available (no CUDA GPU here "
         "(NUMBA_ENABLE_CUDASIM=1 runs the cuda tier on numba's CPU simulator, slowly)); "
         "install it with: pip install -e '.[jit]'"]
+
+
+def test_bench_gemm_script_runs_and_checks_every_kernel():
+    p = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'bench_gemm.py'), '--sizes', '17',
+                        '--repeats', '1', '--no-model-shapes'], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith('| gemm_')]
+    assert [r.split(' | ')[0:2] for r in rows] == [
+        ['| gemm_naive', 'float32'], ['| gemm_tiled', 'float32'], ['| gemm_tiled', 'float64'],
+        ['| gemm_tc', 'float32']]
