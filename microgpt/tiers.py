@@ -4,6 +4,7 @@ Each tier is imported only when asked for, so the scalar tier never pays for num
 numba, and a tier whose dependencies are missing fails with a clear message.
 """
 import importlib
+import os
 
 # name: (module, class, what installs its dependencies). Order is fastest first:
 # the default tier is the first one that imports.
@@ -28,9 +29,11 @@ def load(name):
     module, cls, extra = TIERS[name]
     try:
         return getattr(importlib.import_module(module), cls)
-    except ImportError as e:
+    except ModuleNotFoundError as e:      # a dependency is not installed
         hint = f"; install it with: pip install -e '.[{extra}]'" if extra else ''
         raise TierError(f"tier {name!r} is not available ({e}){hint}") from None
+    except ImportError as e:              # installed, but cannot run here (no GPU)
+        raise TierError(f"tier {name!r} is not available here: {e}") from None
 
 
 def default():
@@ -41,3 +44,10 @@ def default():
         except TierError:
             continue
     raise TierError("no tier is available")
+
+
+def unmeasurable(name):
+    """Why timing tier `name` here would mean nothing (None if it would not)."""
+    if name == 'cuda' and os.environ.get('NUMBA_ENABLE_CUDASIM') == '1':
+        return "numba's CUDA simulator stands in for a GPU here: nothing to time"
+    return None

@@ -28,6 +28,10 @@ def compare(names, steps, data):
     for name in ['scalar'] + [n for n in names if n != 'scalar']:
         try:
             tiers.load(name)
+            reason = tiers.unmeasurable(name)
+            if reason:
+                rows[name] = {'skipped': reason}
+                continue
             report = bench.run_tier(name, env, *args)
         except (tiers.TierError, bench.RunError) as e:
             rows[name] = {'skipped': str(e)}

@@ -49,10 +49,15 @@ def model_class():
     """model_class(tier): the tier's model, or a skip that says why it is missing."""
     def get(tier):
         try:
-            return tiers.load(tier)
+            Model = tiers.load(tier)
         except tiers.TierError as e:
-            RESULTS[tier] = {'skipped': str(e)}
-            pytest.skip(str(e))
+            reason = str(e)
+        else:
+            reason = tiers.unmeasurable(tier)
+            if reason is None:
+                return Model
+        RESULTS[tier] = {'skipped': reason}
+        pytest.skip(reason)
     return get
 
 
