@@ -31,6 +31,17 @@ def docs_and_tok():
     return docs, gpt.Tokenizer(docs.chars())
 
 
+@pytest.fixture
+def fresh_model(docs_and_tok, model_class):
+    """fresh_model(tier): the tier's model at the default config, drawn from seed 42."""
+    def make(tier):
+        Model = model_class(tier)
+        config = GPTConfig()
+        random.seed(config.seed)
+        return Model(config, docs_and_tok[1].vocab_size), config
+    return make
+
+
 def record(tier, benchmark, key, scale, whole):
     RESULTS.setdefault(tier, {})[key] = benchmark.stats.stats.mean * scale
     RESULTS[tier].update(whole)
@@ -39,12 +50,9 @@ def record(tier, benchmark, key, scale, whole):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('tier', TIERS)
-def test_train_step(benchmark, tier, docs_and_tok, model_class, whole_run):
-    Model = model_class(tier)
+def test_train_step(benchmark, tier, docs_and_tok, fresh_model, whole_run):
+    model, _ = fresh_model(tier)
     docs, tok = docs_and_tok
-    config = GPTConfig()
-    random.seed(config.seed)
-    model = Model(config, tok.vocab_size)
     steps = itertools.count()
 
     def one_step():
@@ -58,12 +66,9 @@ def test_train_step(benchmark, tier, docs_and_tok, model_class, whole_run):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('tier', TIERS)
-def test_sample(benchmark, tier, docs_and_tok, model_class, whole_run):
-    Model = model_class(tier)
-    _, tok = docs_and_tok
-    config = GPTConfig()
-    random.seed(config.seed)
-    model = Model(config, tok.vocab_size)
+def test_sample(benchmark, tier, docs_and_tok, fresh_model, whole_run):
+    model, config = fresh_model(tier)
+    tok = docs_and_tok[1]
 
     def sample_20():
         with contextlib.redirect_stdout(io.StringIO()):
