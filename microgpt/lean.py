@@ -1,8 +1,9 @@
 """The lean tier: the reference algorithm in pure Python, engineered for memory and speed.
 
 The scalar tier (gpt.py) builds a graph of one Python object per `+` and `*`, each with
-a tuple of local gradients, then sorts it topologically: ~100k nodes a step. Here the
-graph's nodes are whole vector ops instead, fused as a person would write them out:
+a tuple of local gradients, then sorts it topologically: 60k nodes for "olivia", 103k
+for "christopher". Here the graph's nodes are whole vector ops instead, fused as a
+person would write them out:
 
 - a node is a whole linear layer, rmsnorm, attention over the KV cache, residual add,
   ReLU, or softmax + cross-entropy (whose backward is the textbook p - onehot);
