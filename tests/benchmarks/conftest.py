@@ -39,6 +39,7 @@ def whole_run(bench_env, python_baseline_mb):
                 'worst_rel_loss_error': float(rel_diff(report['losses'], trace['losses']).max()),
                 'samples_match_golden': report['samples'] == trace['samples'],
                 'run_us_per_step': 1e6 * report['train_seconds'] / len(report['losses']),
+                'run_steps_per_s': len(report['losses']) / report['train_seconds'],
             }
         return _whole_runs[tier]
     return get
