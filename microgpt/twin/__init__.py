@@ -6,7 +6,8 @@ import numpy as np
 
 from ..config import RMS_EPS, param_shapes
 from . import model, numpy_kernels
-from .model import AdamStep, Flat, HParams, acts_size, acts_view, params_size, params_view
+from .model import (AdamStep, Flat, HParams, acts_size, acts_view, backward_orders, params_size,
+                    params_view)
 
 
 class TwinGPT:
@@ -31,6 +32,7 @@ class TwinGPT:
             views[name][:] = np.array(draws).reshape(rows, cols)
         self.flat = Flat(params=K.to_device(init), grads=K.zeros(n), m=K.zeros(n),
                          v=K.zeros(n), acts=K.zeros(n_acts), dacts=K.zeros(n_acts))
+        self.orders = model.Orders(*(K.to_device(o) for o in backward_orders(self.hp)))
 
     def bind_model(self):
         return model.bind(self.kernels)
@@ -43,9 +45,12 @@ class TwinGPT:
         """{name: (rows, cols) view of the parameters (or of `flat`, laid out like them:
         the gradients, Adam's moments)}, named as in the scalar tier."""
         P = params_view(self.flat.params if flat is None else flat, self.hp)
+        C = self.hp.n_embd
         views = {'wte': P.wte, 'wpe': P.wpe, 'lm_head': P.lm_head}
         for l in range(self.hp.n_layer):
-            for name in ('attn_wq', 'attn_wk', 'attn_wv', 'attn_wo', 'mlp_fc1', 'mlp_fc2'):
+            for i, name in enumerate(('attn_wq', 'attn_wk', 'attn_wv')):   # attn_qkv's rows
+                views[f'layer{l}.{name}'] = P.attn_qkv[l, i * C:(i + 1) * C]
+            for name in ('attn_wo', 'mlp_fc1', 'mlp_fc2'):
                 views[f'layer{l}.{name}'] = getattr(P, name)[l]
         return views
 
@@ -70,7 +75,8 @@ class TwinGPT:
     def train_step(self, tokens, step):
         n = min(self.config.block_size, len(tokens) - 1)
         tokens = self.kernels.to_device(np.array(tokens[:n + 1], dtype=np.int64))
-        return float(self.fn.train_step(self.flat, tokens, n, self.hp, self.adam_step(step)))
+        return float(self.fn.train_step(self.flat, tokens, n, self.hp, self.adam_step(step),
+                                        self.orders))
 
     def new_cache(self):
         """A fresh activation workspace; its k and v rows are the KV cache."""

@@ -8,7 +8,11 @@ output, backward kernels *accumulate* into their d-prefixed gradients (llm.c's
 convention), so a tensor read by two consumers simply receives both contributions.
 
 Training runs a document's n positions at once under a causal mask, the same
-computation as the reference's position-by-position KV cache. Activations live in a
+computation as the reference's position-by-position KV cache. Every float is the
+scalar graph's (microgpt/gpt.py), bit for bit: the kernels repeat each op and its local
+gradient, and each gradient receives its contributions in the order the scalar graph's
+backward() delivers them. That order is set out, with its reasons, at `backward_orders`
+below; the kernels' docstrings say how each sum follows it. Activations live in a
 workspace of block_size rows, indexed by absolute position, so sampling reuses the very
 same forward: one position at a time, the k and v rows of earlier positions being the
 KV cache. Shapes: T = block_size, C = n_embd, V = vocab_size, H = n_head.
@@ -21,6 +25,9 @@ K = None  # the backend's kernels; each bound copy of this module's functions ha
 # Scalars: the sizes, and constants computed in Python exactly as the reference does.
 HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer '
                                 'inv_C rms_eps attn_scale')
+# The order in which a linear layer's input gradient receives its output rows'
+# contributions, per position (see backward_orders): (T,3C), (T,C), (T,4C), (T,V).
+Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head')
 # The flat arrays behind everything: parameters, their gradients, Adam's two moments,
 # the activations and their gradients. Six arrays are all a compiled step is given.
 Flat = namedtuple('Flat', 'params grads m v acts dacts')
@@ -31,7 +38,8 @@ AdamStep = namedtuple('AdamStep', 'lr beta1 beta2 one_minus_beta1 one_minus_beta
 # weights are stacked, layer first: attn_wq[l] is layer l's (C,C) matrix.
 Params = namedtuple('Params', [
     'wte', 'wpe', 'lm_head',                       # (V,C), (T,C), (V,C)
-    'attn_wq', 'attn_wk', 'attn_wv', 'attn_wo',    # (L,C,C) each
+    'attn_qkv',                                    # (L,3C,C) attn_wq, attn_wk, attn_wv
+    'attn_wo',                                     # (L,C,C)
     'mlp_fc1', 'mlp_fc2',                          # (L,4C,C), (L,C,4C)
 ])
 # Activations (and, same layout, their gradients) by absolute position; per layer, stacked.
@@ -39,7 +47,7 @@ Acts = namedtuple('Acts', [
     'emb',               # (T,C) wte[token] + wpe[pos]
     'x0', 'rstd0',       # (T,C), (T,) its rmsnorm, the first layer's input, and 1/rms
     'ln1', 'rstd1',      # (L,T,C), (L,T) rmsnorm of the layer input
-    'q', 'k', 'v',       # (L,T,C) each; k and v are the KV cache
+    'qkv',               # (L,T,3C) q, k, v side by side; k and v are the KV cache
     'att',               # (L,H,T,T) attention weights, query row by key column
     'atty',              # (L,T,C) attention output, heads side by side
     'attn',              # (L,T,C) its projection by attn_wo
@@ -67,13 +75,11 @@ def params_view(flat, hp):
     wte, o = take(flat, 0, (V, C))
     wpe, o = take(flat, o, (T, C))
     lm_head, o = take(flat, o, (V, C))
-    attn_wq, o = take(flat, o, (L, C, C))
-    attn_wk, o = take(flat, o, (L, C, C))
-    attn_wv, o = take(flat, o, (L, C, C))
+    attn_qkv, o = take(flat, o, (L, 3 * C, C))
     attn_wo, o = take(flat, o, (L, C, C))
     mlp_fc1, o = take(flat, o, (L, 4 * C, C))
     mlp_fc2, o = take(flat, o, (L, C, 4 * C))
-    return Params(wte, wpe, lm_head, attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2)
+    return Params(wte, wpe, lm_head, attn_qkv, attn_wo, mlp_fc1, mlp_fc2)
 
 
 def params_size(hp):
@@ -88,9 +94,7 @@ def acts_view(flat, hp):
     rstd0, o = take(flat, o, (T,))
     ln1, o = take(flat, o, (L, T, C))
     rstd1, o = take(flat, o, (L, T))
-    q, o = take(flat, o, (L, T, C))
-    k, o = take(flat, o, (L, T, C))
-    v, o = take(flat, o, (L, T, C))
+    qkv, o = take(flat, o, (L, T, 3 * C))
     att, o = take(flat, o, (L, H, T, T))
     atty, o = take(flat, o, (L, T, C))
     attn, o = take(flat, o, (L, T, C))
@@ -105,7 +109,7 @@ def acts_view(flat, hp):
     probs, o = take(flat, o, (T, V))
     losses, o = take(flat, o, (T,))
     loss, o = take(flat, o, (1,))
-    return Acts(emb, x0, rstd0, ln1, rstd1, q, k, v, att, atty, attn, res2, ln2, rstd2,
+    return Acts(emb, x0, rstd0, ln1, rstd1, qkv, att, atty, attn, res2, ln2, rstd2,
                 fc1, fc1_relu, fc2, out, logits, probs, losses, loss)
 
 
@@ -127,11 +131,8 @@ def forward(P, A, tokens, pos0, n, hp):
     for l in range(hp.n_layer):
         # 1) Multi-head causal attention
         K.rmsnorm_forward(A.ln1[l, a:b], A.rstd1[l, a:b], x[a:b], hp.inv_C, hp.rms_eps)
-        K.matmul_forward(A.q[l, a:b], A.ln1[l, a:b], P.attn_wq[l])
-        K.matmul_forward(A.k[l, a:b], A.ln1[l, a:b], P.attn_wk[l])
-        K.matmul_forward(A.v[l, a:b], A.ln1[l, a:b], P.attn_wv[l])
-        K.attention_forward(A.atty[l], A.att[l], A.q[l], A.k[l], A.v[l], pos0, n, hp.n_head,
-                            hp.attn_scale)
+        K.matmul_forward(A.qkv[l, a:b], A.ln1[l, a:b], P.attn_qkv[l])
+        K.attention_forward(A.atty[l], A.att[l], A.qkv[l], pos0, n, hp.n_head, hp.attn_scale)
         K.matmul_forward(A.attn[l, a:b], A.atty[l, a:b], P.attn_wo[l])
         K.residual_forward(A.res2[l, a:b], A.attn[l, a:b], x[a:b])
         # 2) MLP
@@ -144,36 +145,84 @@ def forward(P, A, tokens, pos0, n, hp):
     K.matmul_forward(A.logits[a:b], x[a:b], P.lm_head)
 
 
-def backward(P, G, A, dA, tokens, n, hp):
-    """Gradients of the mean loss over positions 0..n-1, accumulated into G (and dA)."""
-    K.crossentropy_softmax_backward(dA.logits[:n], A.probs[:n], tokens[1:n + 1], n)
+def backward_orders(hp):
+    """The order in which each linear layer's input gradient receives its output rows'
+    contributions in the scalar graph, as Orders of row indices per position.
+
+    backward() visits the graph's nodes in the reverse of a depth-first post-order from
+    the loss (children in order), so a node hears from its consumers in the reverse of
+    the order in which the depth-first search first reached them. Worked out op by op:
+    - positions come last to first (the losses are summed left to right), so every
+      weight and every key and value gets its contributions from the last position back;
+    - a linear layer's input hears from the layer's rows last to first: the search
+      reaches them through the next layer's first row, in order (rows_C, rows_4C);
+    - lm_head's input hears from the vocabulary rows last to first, except the target's,
+      which comes last: the search reaches the target's logit first, through the loss;
+      the others through the softmax's sum (lm_head, filled per step from the targets);
+    - ln1 feeds attn_wq, attn_wk and attn_wv, and the search reaches their rows through
+      attention: head by head, and in a head, through the first key's logit (the q rows,
+      and at position 0, where that key is the position's own, each k row just after
+      its q row), then the position's own key (its k rows), then each output column in
+      turn (the v rows). Reversed, per position (qkv, indexing attn_qkv's 3C rows):
+      heads last to first; in a head, v rows last to first, then at position 0 k and q
+      rows interleaved (k_j before q_j, j last to first), at later positions k rows last
+      to first, then q rows last to first.
+    The rest of the backward's sums are within one kernel and its docstring says how.
+    """
+    import numpy as np
+    T, C, H = hp.block_size, hp.n_embd, hp.n_head
+    hd = C // H
+    qkv = np.empty((T, 3 * C), dtype=np.int64)
+    for p in range(T):
+        seq = []
+        for h in range(H - 1, -1, -1):
+            cols = range(h * hd + hd - 1, h * hd - 1, -1)
+            seq += [2 * C + j for j in cols]                      # v rows
+            if p == 0:
+                seq += [x for j in cols for x in (C + j, j)]      # k_j, q_j
+            else:
+                seq += [C + j for j in cols] + list(cols)         # k rows, then q rows
+        qkv[p] = seq
+    def descending(width):
+        return np.ascontiguousarray(np.broadcast_to(np.arange(width - 1, -1, -1), (T, width)))
+    return Orders(qkv=qkv, rows_C=descending(C), rows_4C=descending(4 * C),
+                  lm_head=np.zeros((T, hp.vocab_size), dtype=np.int64))
+
+
+def backward(P, G, A, dA, tokens, n, hp, orders):
+    """Gradients of the mean loss over positions 0..n-1, accumulated into G (and dA),
+    each node's contributions added in the scalar graph's order (backward_orders)."""
+    K.crossentropy_softmax_backward(dA.logits[:n], A.logits[:n], tokens[1:n + 1], n)
+    K.order_target_last(orders.lm_head[:n], tokens[1:n + 1])
     last = hp.n_layer - 1
-    K.matmul_backward(dA.out[last, :n], G.lm_head, dA.logits[:n], A.out[last, :n], P.lm_head)
+    K.matmul_backward(dA.out[last, :n], G.lm_head, dA.logits[:n], A.out[last, :n], P.lm_head,
+                      orders.lm_head[:n])
     for l in range(last, -1, -1):
         x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
         dx = dA.x0 if l == 0 else dA.out[l - 1]
-        # 2) MLP, backwards
+        # 2) MLP, backwards. The layer's output gradient is complete; res2 hears from
+        # the residual first, then from its rmsnorm.
         K.residual_backward(dA.fc2[l, :n], dA.res2[l, :n], dA.out[l, :n])
         K.matmul_backward(dA.fc1_relu[l, :n], G.mlp_fc2[l], dA.fc2[l, :n], A.fc1_relu[l, :n],
-                          P.mlp_fc2[l])
+                          P.mlp_fc2[l], orders.rows_C[:n])
         K.relu_backward(dA.fc1[l, :n], dA.fc1_relu[l, :n], A.fc1[l, :n])
-        K.matmul_backward(dA.ln2[l, :n], G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], P.mlp_fc1[l])
-        K.rmsnorm_backward(dA.res2[l, :n], dA.ln2[l, :n], A.res2[l, :n], A.rstd2[l, :n], hp.inv_C)
-        # 1) attention, backwards
+        K.matmul_backward(dA.ln2[l, :n], G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], P.mlp_fc1[l],
+                          orders.rows_4C[:n])
+        K.rmsnorm_backward(dA.res2[l, :n], dA.ln2[l, :n], A.res2[l, :n], A.rstd2[l, :n],
+                           hp.inv_C, hp.rms_eps)
+        # 1) attention, backwards; likewise the layer input hears from the residual first
         K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
         K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
-                          P.attn_wo[l])
-        K.attention_backward(dA.q[l], dA.k[l], dA.v[l], dA.atty[l], A.q[l], A.k[l], A.v[l],
-                             A.att[l], n, hp.n_head, hp.attn_scale)
-        K.matmul_backward(dA.ln1[l, :n], G.attn_wq[l], dA.q[l, :n], A.ln1[l, :n], P.attn_wq[l])
-        K.matmul_backward(dA.ln1[l, :n], G.attn_wk[l], dA.k[l, :n], A.ln1[l, :n], P.attn_wk[l])
-        K.matmul_backward(dA.ln1[l, :n], G.attn_wv[l], dA.v[l, :n], A.ln1[l, :n], P.attn_wv[l])
-        K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C)
-    K.rmsnorm_backward(dA.emb[:n], dA.x0[:n], A.emb[:n], A.rstd0[:n], hp.inv_C)
+                          P.attn_wo[l], orders.rows_C[:n])
+        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], n, hp.n_head, hp.attn_scale)
+        K.matmul_backward(dA.ln1[l, :n], G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n],
+                          P.attn_qkv[l], orders.qkv[:n])
+        K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C, hp.rms_eps)
+    K.rmsnorm_backward(dA.emb[:n], dA.x0[:n], A.emb[:n], A.rstd0[:n], hp.inv_C, hp.rms_eps)
     K.encoder_backward(G.wte, G.wpe, dA.emb[:n], tokens[:n])
 
 
-def train_step(flat, tokens, n, hp, adam):
+def train_step(flat, tokens, n, hp, adam, orders):
     """One training step on one document, tokens (n+1,): forward over its n positions,
     backward, Adam. Returns the mean loss as a float."""
     P, G = params_view(flat.params, hp), params_view(flat.grads, hp)
@@ -183,7 +232,7 @@ def train_step(flat, tokens, n, hp, adam):
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], tokens[1:n + 1])
     K.zero(flat.grads)
     K.zero(flat.dacts)
-    backward(P, G, A, dA, tokens, n, hp)
+    backward(P, G, A, dA, tokens, n, hp, orders)
     K.adam_update(flat.params, flat.grads, flat.m, flat.v, adam.lr, adam.beta1, adam.beta2,
                   adam.one_minus_beta1, adam.one_minus_beta2, adam.bias1, adam.bias2, adam.eps)
     return A.loss[0]

@@ -1,9 +1,20 @@
 """The twin's kernels in plain numpy: the readable reference for jit/ and gpu/.
 
 Every kernel writes into arrays it is given. Forward kernels overwrite `out`; backward
-kernels accumulate (+=) into their d-prefixed outputs. Scalars that the reference
-computes in a particular way (1/C as C**-1, the attention scale as (hd**0.5)**-1, a
-reciprocal as total**-1) arrive precomputed or are computed here the same way.
+kernels accumulate (+=) into their d-prefixed outputs. Each one repeats, float for float,
+what the scalar graph (microgpt/gpt.py) computes, so that every tier is bit-identical:
+
+- Every sum is taken in the reference's order, term by term (`ordered_sum`): forward
+  sums left to right from the first term; a gradient receives its contributions in the
+  order the scalar graph's backward() delivers them (see model.py for that order). BLAS
+  (numpy's @) sums in its own blocked order, so no product here goes through it.
+- Every `**` of the reference is libm's pow (`power`): numpy's own x ** 0.5, x ** -1 and
+  x ** 2 are sqrt, 1/x and x*x, which differ from pow in the last bit about once in
+  1,200 values.
+- Each local gradient is the Value op's own: softmax is exp, a sum and e * total**-1;
+  the loss is -log of the target's probability alone, then a mean as sum * (1/n); the
+  attention scale and 1/C are multiplications by constants computed as the reference
+  computes them (they arrive precomputed).
 """
 import numpy as np
 
@@ -25,6 +36,24 @@ def zero(x):
     x[...] = 0.0
 
 
+def ordered_sum(terms):
+    """terms[0] + terms[1] + ... over the first axis, one by one, in that order.
+    (np.add.reduce may sum pairwise; accumulate is sequential by definition.)"""
+    return np.add.accumulate(terms, axis=0)[-1]
+
+
+def accumulate_into(dst, terms):
+    """dst += terms[0]; dst += terms[1]; ...: one contribution at a time, in order, as
+    the scalar graph adds them into a node's gradient."""
+    dst[...] = ordered_sum(np.concatenate([dst[None], terms]))
+
+
+def power(x, e):
+    """x ** e elementwise through libm's pow, the function Python's float ** calls
+    (an array exponent keeps numpy off its sqrt / reciprocal / square shortcuts)."""
+    return np.power(x, np.full(np.shape(x), e))
+
+
 def encoder_forward(out, tokens, pos0, wte, wpe):
     """out (n,C) = wte[tokens] + wpe[pos0:pos0+n]."""
     n = out.shape[0]
@@ -32,65 +61,115 @@ def encoder_forward(out, tokens, pos0, wte, wpe):
 
 
 def encoder_backward(dwte, dwpe, dout, tokens):
+    """Positions last to first, as the scalar backward visits them: a token that occurs
+    twice gets its later position's gradient first."""
     n = dout.shape[0]
-    np.add.at(dwte, tokens, dout)     # a token can occur twice: accumulate, don't assign
+    np.add.at(dwte, tokens[::-1], dout[::-1])
     dwpe[:n] += dout
 
 
 def rmsnorm_forward(out, rstd, inp, inv_C, eps):
-    """out (n,C) = inp * rstd, rstd (n,) = (mean(inp^2) + eps) ** -0.5."""
-    ms = (inp * inp).sum(axis=1) * inv_C
-    rstd[...] = (ms + eps) ** -0.5
+    """out (n,C) = inp * rstd, rstd (n,) = (sum(inp^2) * C**-1 + eps) ** -0.5."""
+    ms = ordered_sum((inp * inp).T) * inv_C
+    rstd[...] = power(ms + eps, -0.5)
     out[...] = inp * rstd[:, None]
 
 
-def rmsnorm_backward(dinp, dout, inp, rstd, inv_C):
-    # y = x * s, s = (ms + eps)^-1/2, ms = sum(x^2)/C:  ds/dx_j = -s^3 x_j / C
-    s = rstd[:, None]
-    dot = (dout * inp).sum(axis=1, keepdims=True)
-    dinp += dout * s - inp * (dot * s ** 3 * inv_C)
+def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
+    """out_i = x_i * s, s = a ** -0.5, a = sum(x_j * x_j) * C**-1 + eps. Into x_i, in
+    the scalar graph's order: s * dout_i (from out_i), then x_i * dsq twice (x_i * x_i
+    has x_i as both of its children). ds sums x_i * dout_i from the last i to the first."""
+    ds = ordered_sum((inp * dout).T[::-1])
+    a = ordered_sum((inp * inp).T) * inv_C + eps
+    dsq = inv_C * ((-0.5 * power(a, -1.5)) * ds)       # d(a ** -0.5) = -0.5 * a**-1.5
+    dinp += rstd[:, None] * dout
+    dinp += inp * dsq[:, None]
+    dinp += inp * dsq[:, None]
 
 
 def matmul_forward(out, inp, w):
-    """out (n,O) = inp (n,I) @ w.T, w being (O,I) like the reference's rows."""
-    out[...] = inp @ w.T
+    """out (n,O) = inp (n,I) @ w.T, w being (O,I) like the reference's rows; each output
+    summed over i from the first term to the last."""
+    out[...] = ordered_sum(inp.T[:, :, None] * w.T[:, None, :])
 
 
-def matmul_backward(dinp, dw, dout, inp, w):
-    dinp += dout @ w
-    dw += dout.T @ inp
+def matmul_backward(dinp, dw, dout, inp, w, order):
+    """dinp[t] += w[o] * dout[t, o] for o in order[t] (n,O), one row at a time in that
+    order; dw[o, i] += inp[t, i] * dout[t, o] for t from the last position to the first."""
+    n = dout.shape[0]
+    rows = np.arange(n)[:, None]
+    terms = w[order] * dout[rows, order][:, :, None]           # (n,O,I), term r of row t
+    accumulate_into(dinp, terms.transpose(1, 0, 2))
+    accumulate_into(dw, dout[::-1, :, None] * inp[::-1, None, :])
 
 
-def attention_forward(out, att, q, k, v, pos0, n, n_head, scale):
+def order_target_last(order, targets):
+    """order (n,V): for each position, the vocabulary rows from the last to the first,
+    except the target's, which comes last (the loss reaches its logit twice over)."""
+    n, V = order.shape
+    descending = np.broadcast_to(np.arange(V - 1, -1, -1), (n, V))
+    order[:, :V - 1] = descending[descending != targets[:, None]].reshape(n, V - 1)
+    order[:, V - 1] = targets
+
+
+def heads(x, n_head):
+    """(T, C) -> (H, T, hd): head h's columns h*hd .. (h+1)*hd."""
+    T, C = x.shape
+    return x.reshape(T, n_head, C // n_head).transpose(1, 0, 2)
+
+
+def attention_weights(q, k, pos0, scale):
+    """Per head, softmax over keys 0..p of (q_p . k_t) * scale for query rows p = pos0..;
+    q (H,n,hd), k (H,b,hd). Returns the exps e (H,n,b) (zero past each query's own
+    position), their sum and its libm reciprocal total**-1 (H,n)."""
+    n, b = q.shape[1], k.shape[1]
+    logits = ordered_sum(q.transpose(2, 0, 1)[..., None] * k.transpose(2, 0, 1)[:, :, None, :])
+    logits = logits * scale                                   # (H,n,b)
+    logits[:, np.arange(b)[None, :] > np.arange(pos0, pos0 + n)[:, None]] = -np.inf
+    e = np.exp(logits - logits.max(axis=2, keepdims=True))
+    total = ordered_sum(e.transpose(2, 0, 1))
+    return e, total, power(total, -1.0)
+
+
+def attention_forward(out, att, qkv, pos0, n, n_head, scale):
     """Causal multi-head attention for query rows pos0..pos0+n-1 over key rows 0..pos.
 
-    q, k, v, out are (T,C) with head h in columns h*hd .. (h+1)*hd; att is (H,T,T) and
-    receives each query row's softmax weights over its keys.
+    qkv (T,3C) holds q, k, v side by side, each with head h in columns h*hd .. (h+1)*hd;
+    out is (T,C); att (H,T,T) receives each query row's softmax weights over its keys.
     """
     a, b = pos0, pos0 + n
-    hd = q.shape[1] // n_head
-    future = np.arange(b)[None, :] > np.arange(a, b)[:, None]   # (n, b): key after query
-    for h in range(n_head):
-        cols = slice(h * hd, (h + 1) * hd)
-        logits = (q[a:b, cols] @ k[:b, cols].T) * scale          # (n, b)
-        logits[future] = -np.inf
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        w = e * e.sum(axis=1, keepdims=True) ** -1
-        att[h, a:b, :b] = w
-        out[a:b, cols] = w @ v[:b, cols]
+    C = qkv.shape[1] // 3
+    q, k, v = (heads(qkv[:b, i * C:(i + 1) * C], n_head) for i in range(3))
+    e, total, inv_total = attention_weights(q[:, a:b], k, pos0, scale)
+    w = e * inv_total[..., None]                              # (H,n,b)
+    att[:, a:b, :b] = w
+    y = ordered_sum(w.transpose(2, 0, 1)[..., None] * v.transpose(1, 0, 2)[:, :, None, :])
+    out[a:b] = y.transpose(1, 0, 2).reshape(n, C)             # (H,n,hd) -> (n,C)
 
 
-def attention_backward(dq, dk, dv, dout, q, k, v, att, n, n_head, scale):
-    """Backward of attention_forward over rows 0..n-1 (pos0 = 0), accumulating."""
-    hd = q.shape[1] // n_head
-    for h in range(n_head):
-        cols = slice(h * hd, (h + 1) * hd)
-        w = att[h, :n, :n]                                       # (n, n), zero above diagonal
-        dw = dout[:n, cols] @ v[:n, cols].T
-        dv[:n, cols] += w.T @ dout[:n, cols]
-        dlogits = w * (dw - (w * dw).sum(axis=1, keepdims=True)) * scale
-        dq[:n, cols] += dlogits @ k[:n, cols]
-        dk[:n, cols] += dlogits.T @ q[:n, cols]
+def attention_backward(dqkv, dout, qkv, n, n_head, scale):
+    """Backward of attention_forward over rows 0..n-1 (pos0 = 0), accumulating into the
+    q, k and v columns of dqkv. Each sum in the scalar graph's order: a weight's gradient
+    over the head's columns from the last to the first; the reciprocal's and a query's
+    over keys from the last to the first; a key's and a value's over the queries that
+    read them, from the last position to the first."""
+    C = qkv.shape[1] // 3
+    q, k, v = (heads(qkv[:n, i * C:(i + 1) * C], n_head) for i in range(3))
+    e, total, inv_total = attention_weights(q, k, 0, scale)
+    w = e * inv_total[..., None]                              # (H,p,t)
+    dy = heads(dout[:n], n_head)                              # (H,p,hd)
+    # out_pj = sum_t w_pt * v_tj
+    dw = ordered_sum((v.transpose(2, 0, 1)[:, :, None, :] * dy.transpose(2, 0, 1)[..., None])[::-1])
+    dv = ordered_sum((w.transpose(1, 0, 2)[..., None] * dy.transpose(1, 0, 2)[:, :, None, :])[::-1])
+    # w_pt = e_pt * total_p ** -1, and `e / total` makes a pow node of its own for each
+    # key t: total hears from each, -1 * total**-2 * (e_pt * dw_pt), keys last to first
+    dtotal = ordered_sum((-power(total, -2.0)[..., None] * (e * dw)).transpose(2, 0, 1)[::-1])
+    de = inv_total[..., None] * dw + dtotal[..., None]       # from w_pt, then from the sum
+    dlogit = scale * (e * de)                                 # e = exp(...), then * scale
+    dq = ordered_sum((k.transpose(1, 0, 2)[:, :, None, :] * dlogit.transpose(2, 0, 1)[..., None])[::-1])
+    dk = ordered_sum((q.transpose(1, 0, 2)[:, :, None, :] * dlogit.transpose(1, 0, 2)[..., None])[::-1])
+    for i, d in enumerate((dq, dk, dv)):                      # (H,n,hd) -> (n,C)
+        dqkv[:n, i * C:(i + 1) * C] += d.transpose(1, 0, 2).reshape(n, C)
 
 
 def relu_forward(out, inp):
@@ -110,32 +189,45 @@ def residual_backward(dinp1, dinp2, dout):
     dinp2 += dout
 
 
-def softmax_forward(probs, logits, inv_temperature):
-    """probs (n,V) = softmax(logits * inv_temperature) row by row."""
+def softmax_parts(logits, inv_temperature):
+    """exp(z - max z) for z = logits * inv_temperature, row by row; their sum (n,) and
+    its libm reciprocal."""
     z = logits * inv_temperature
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    probs[...] = e * e.sum(axis=1, keepdims=True) ** -1
+    total = ordered_sum(e.T)
+    return e, total, power(total, -1.0)
+
+
+def softmax_forward(probs, logits, inv_temperature):
+    """probs (n,V) = softmax(logits * inv_temperature) row by row, as e * total**-1."""
+    e, total, inv_total = softmax_parts(logits, inv_temperature)
+    probs[...] = e * inv_total[:, None]
 
 
 def crossentropy_forward(losses, loss, probs, targets):
-    """losses (n,) = -log(probs[t, targets[t]]); loss (1,) = their mean, as sum * (1/n)."""
+    """losses (n,) = -log(probs[t, targets[t]]); loss (1,) = their sum * (1/n)."""
     n = losses.shape[0]
     losses[...] = -np.log(probs[np.arange(n), targets])
-    loss[0] = losses.sum() * (1 / n)
+    loss[0] = ordered_sum(losses) * (1 / n)
 
 
-def crossentropy_softmax_backward(dlogits, probs, targets, n):
-    """d(mean loss)/d(logits) = (probs - onehot(targets)) / n."""
-    d = probs.copy()
-    d[np.arange(probs.shape[0]), targets] -= 1.0
-    dlogits += d * (1 / n)
+def crossentropy_softmax_backward(dlogits, logits, targets, n):
+    """d(mean loss)/d(logits) through the graph the reference builds: loss_t =
+    -log(e_T * r), r = total**-1, total = sum_j e_j, e_j = exp(z_j - max z)."""
+    e, total, inv_total = softmax_parts(logits, 1.0)
+    rows = np.arange(n)
+    e_target = e[rows, targets]
+    dlogp = -(1 / n)                                          # the mean's 1/n, times -1
+    dp = (1 / (e_target * inv_total)) * dlogp                 # log's local gradient: 1/p
+    dtotal = -power(total, -2.0) * (e_target * dp)
+    de = np.broadcast_to(dtotal[:, None], e.shape).copy()
+    de[rows, targets] = inv_total * dp + dtotal               # e_T: from p, then from total
+    dlogits += e * de
 
 
 def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minus_beta2,
                 bias1, bias2, eps):
     """Adam over flat arrays, each element exactly as the reference's loop body."""
     m[...] = beta1 * m + one_minus_beta1 * grads
-    v[...] = beta2 * v + one_minus_beta2 * grads ** 2
-    m_hat = m / bias1
-    v_hat = v / bias2
-    params -= lr * m_hat / (v_hat ** 0.5 + eps)
+    v[...] = beta2 * v + one_minus_beta2 * power(grads, 2.0)
+    params -= lr * (m / bias1) / (power(v / bias2, 0.5) + eps)
