@@ -10,7 +10,7 @@ import numpy as np
 
 from microgpt.twin import TwinGPT, model
 
-from . import kernels
+from . import exact, kernels
 
 
 @contextlib.contextmanager
@@ -19,10 +19,10 @@ def model_cache_dir():
 
     numba invalidates a cached function when its own file changes, not when a kernel it
     calls (and compiled into itself) does; so the cache folder is keyed by a hash of
-    both files, and an edited kernel gets a freshly compiled model.
+    all three files, and an edited kernel gets a freshly compiled model.
     """
     digest = hashlib.sha256()
-    for path in (model.__file__, kernels.__file__):
+    for path in (model.__file__, kernels.__file__, exact.__file__):
         with open(path, 'rb') as f:
             digest.update(f.read())
     root = os.environ.get('NUMBA_CACHE_DIR') or os.path.join(
@@ -58,5 +58,5 @@ class JitGPT(TwinGPT):
         tokens, hp = typeof(np.zeros(1, dtype=np.int64)), typeof(self.hp)
         flat = typeof(self.flat.params)
         self.fn.train_step.compile((typeof(self.flat), tokens, typeof(0), hp,
-                                    typeof(self.adam_step(0))))
+                                    typeof(self.adam_step(0)), typeof(self.orders)))
         self.fn.sample_step.compile((flat, flat, tokens, typeof(0), hp, typeof(1.0)))

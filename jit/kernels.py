@@ -1,12 +1,12 @@
 """The twin's kernels as numba-compiled loops: what jit/ runs.
 
-Same contract as microgpt/twin/numpy_kernels.py, their reference: forward kernels
-overwrite `out`, backward kernels accumulate into d-prefixed outputs. Each dot product
-is summed left to right from 0.0, as the reference's sum(), and nothing is compiled
-with fastmath, so the forward pass repeats the reference's float operations. The
-backward pass sums in matrix order, which differs from the scalar graph's in the last
-bits only. Loops keep the innermost index contiguous where the order allows it, so
-LLVM can vectorize them without reassociating any sum.
+Same contract as microgpt/twin/numpy_kernels.py, their reference, and the same floats
+bit for bit: every sum runs in the order its docstring there gives (a forward sum left
+to right from 0.0, as the reference's sum(); a gradient's contributions in the scalar
+graph's order, model.backward_orders), every `**` is libm's pow (jit/exact.py), and
+nothing is compiled with fastmath. Loops keep the innermost index contiguous and
+independent where the order allows it (a whole row updated per term), so LLVM can
+vectorize them without reassociating any sum.
 """
 import math
 
@@ -14,6 +14,8 @@ import numpy as np
 from numba import njit
 
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
+
+from .exact import pow_half, pow_two, power
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -38,7 +40,7 @@ def encoder_forward(out, tokens, pos0, wte, wpe):
 @kernel
 def encoder_backward(dwte, dwpe, dout, tokens):
     n, C = dout.shape
-    for t in range(n):
+    for t in range(n - 1, -1, -1):        # positions last to first
         tok = tokens[t]
         for c in range(C):
             dwte[tok, c] += dout[t, c]
@@ -52,23 +54,28 @@ def rmsnorm_forward(out, rstd, inp, inv_C, eps):
         ms = 0.0
         for c in range(C):
             ms += inp[t, c] * inp[t, c]
-        s = (ms * inv_C + eps) ** -0.5
+        s = power(ms * inv_C + eps, -0.5)
         rstd[t] = s
         for c in range(C):
             out[t, c] = inp[t, c] * s
 
 
 @kernel
-def rmsnorm_backward(dinp, dout, inp, rstd, inv_C):
+def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
     n, C = inp.shape
     for t in range(n):
         s = rstd[t]
-        dot = 0.0
+        ds = 0.0
+        for c in range(C - 1, -1, -1):
+            ds += inp[t, c] * dout[t, c]
+        ms = 0.0
         for c in range(C):
-            dot += dout[t, c] * inp[t, c]
-        k = dot * s * s * s * inv_C
+            ms += inp[t, c] * inp[t, c]
+        dsq = inv_C * ((-0.5 * power(ms * inv_C + eps, -1.5)) * ds)
         for c in range(C):
-            dinp[t, c] += dout[t, c] * s - inp[t, c] * k
+            d = dinp[t, c] + s * dout[t, c]
+            d = d + inp[t, c] * dsq
+            dinp[t, c] = d + inp[t, c] * dsq
 
 
 @kernel
@@ -94,21 +101,39 @@ def matmul_forward(out, inp, w):
 
 
 @kernel
-def matmul_backward(dinp, dw, dout, inp, w):
+def matmul_backward(dinp, dw, dout, inp, w, order):
     n, I = inp.shape
     O = w.shape[0]
     for t in range(n):
+        for r in range(O):
+            o = order[t, r]
+            d = dout[t, o]
+            for i in range(I):
+                dinp[t, i] += w[o, i] * d
+    for t in range(n - 1, -1, -1):
         for o in range(O):
             d = dout[t, o]
             for i in range(I):
-                dinp[t, i] += d * w[o, i]
                 dw[o, i] += d * inp[t, i]
 
 
 @kernel
-def attention_forward(out, att, q, k, v, pos0, n, n_head, scale):
+def order_target_last(order, targets):
+    n, V = order.shape
+    for t in range(n):
+        r = 0
+        for o in range(V - 1, -1, -1):
+            if o != targets[t]:
+                order[t, r] = o
+                r += 1
+        order[t, V - 1] = targets[t]
+
+
+@kernel
+def attention_forward(out, att, qkv, pos0, n, n_head, scale):
     """Causal attention of query rows pos0..pos0+n-1 over key rows 0..own position."""
-    hd = q.shape[1] // n_head
+    C = qkv.shape[1] // 3
+    hd = C // n_head
     for h in range(n_head):
         hs = h * hd
         for p in range(pos0, pos0 + n):
@@ -117,44 +142,60 @@ def attention_forward(out, att, q, k, v, pos0, n, n_head, scale):
             for s in range(p + 1):
                 acc = 0.0
                 for j in range(hd):
-                    acc += q[p, hs + j] * k[s, hs + j]
+                    acc += qkv[p, hs + j] * qkv[s, C + hs + j]
                 w[s] = acc * scale
                 mx = max(mx, w[s])
             total = 0.0
             for s in range(p + 1):
                 w[s] = math.exp(w[s] - mx)
                 total += w[s]
-            inv_total = total ** -1
+            inv_total = power(total, -1.0)
             for s in range(p + 1):
                 w[s] *= inv_total
             for j in range(hd):
                 acc = 0.0
                 for s in range(p + 1):
-                    acc += w[s] * v[s, hs + j]
+                    acc += w[s] * qkv[s, 2 * C + hs + j]
                 out[p, hs + j] = acc
 
 
 @kernel
-def attention_backward(dq, dk, dv, dout, q, k, v, att, n, n_head, scale):
-    hd = q.shape[1] // n_head
-    datt = np.empty(n)
+def attention_backward(dqkv, dout, qkv, att, n, n_head, scale):
+    C = qkv.shape[1] // 3
+    hd = C // n_head
+    e = np.empty(n)                       # the query row's exps, recomputed
+    dw = np.empty(n)                      # d(weights)
+    dl = np.empty(n)                      # d(q . k), the logit before its scale
     for h in range(n_head):
         hs = h * hd
-        for p in range(n):
-            w = att[h, p]
-            wdot = 0.0
+        for p in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
+            mx = -math.inf
             for s in range(p + 1):
                 acc = 0.0
                 for j in range(hd):
-                    acc += dout[p, hs + j] * v[s, hs + j]
-                    dv[s, hs + j] += w[s] * dout[p, hs + j]
-                datt[s] = acc
-                wdot += w[s] * acc
+                    acc += qkv[p, hs + j] * qkv[s, C + hs + j]
+                e[s] = acc * scale
+                mx = max(mx, e[s])
+            total = 0.0
             for s in range(p + 1):
-                dl = w[s] * (datt[s] - wdot) * scale
+                e[s] = math.exp(e[s] - mx)
+                total += e[s]
+            inv_total = power(total, -1.0)
+            dinv = -power(total, -2.0)    # the local gradient of total ** -1
+            dtotal = 0.0
+            for s in range(p, -1, -1):
+                acc = 0.0
+                for j in range(hd - 1, -1, -1):
+                    acc += qkv[s, 2 * C + hs + j] * dout[p, hs + j]
+                dw[s] = acc
+                dtotal += dinv * (e[s] * acc)
+            for s in range(p, -1, -1):
+                dl[s] = scale * (e[s] * (inv_total * dw[s] + dtotal))
+                w = att[h, p, s]
                 for j in range(hd):
-                    dq[p, hs + j] += dl * k[s, hs + j]
-                    dk[s, hs + j] += dl * q[p, hs + j]
+                    dqkv[p, hs + j] += qkv[s, C + hs + j] * dl[s]
+                    dqkv[s, C + hs + j] += qkv[p, hs + j] * dl[s]
+                    dqkv[s, 2 * C + hs + j] += w * dout[p, hs + j]
 
 
 @kernel
@@ -202,7 +243,7 @@ def softmax_forward(probs, logits, inv_temperature):
         for c in range(V):
             probs[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
             total += probs[t, c]
-        inv_total = total ** -1
+        inv_total = power(total, -1.0)
         for c in range(V):
             probs[t, c] *= inv_total
 
@@ -218,13 +259,24 @@ def crossentropy_forward(losses, loss, probs, targets):
 
 
 @kernel
-def crossentropy_softmax_backward(dlogits, probs, targets, n):
-    inv_n = 1 / n
-    V = probs.shape[1]
+def crossentropy_softmax_backward(dlogits, logits, targets, n):
+    V = logits.shape[1]
+    e = np.empty(V)
     for t in range(n):
+        mx = -math.inf
         for c in range(V):
-            onehot = 1.0 if c == targets[t] else 0.0
-            dlogits[t, c] += (probs[t, c] - onehot) * inv_n
+            mx = max(mx, logits[t, c])
+        total = 0.0
+        for c in range(V):
+            e[c] = math.exp(logits[t, c] - mx)
+            total += e[c]
+        inv_total = power(total, -1.0)
+        target = targets[t]
+        dp = (1 / (e[target] * inv_total)) * -(1 / n)
+        dtotal = -power(total, -2.0) * (e[target] * dp)
+        for c in range(V):
+            de = inv_total * dp + dtotal if c == target else dtotal
+            dlogits[t, c] += e[c] * de
 
 
 @kernel
@@ -233,9 +285,5 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minu
     for i in range(params.shape[0]):
         g = grads[i]
         m[i] = beta1 * m[i] + one_minus_beta1 * g
-        v[i] = beta2 * v[i] + one_minus_beta2 * g ** 2
-        m_hat = m[i] / bias1
-        v_hat = v[i] / bias2
-        # sqrt rather than the reference's ** 0.5: the same value to the last bit or one
-        # ulp from it (libm's pow is not always correctly rounded), and it vectorizes.
-        params[i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
+        v[i] = beta2 * v[i] + one_minus_beta2 * pow_two(g)
+        params[i] -= lr * (m[i] / bias1) / (pow_half(v[i] / bias2) + eps)

@@ -214,7 +214,8 @@ def backward(P, G, A, dA, tokens, n, hp, orders):
         K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
         K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
                           P.attn_wo[l], orders.rows_C[:n])
-        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], n, hp.n_head, hp.attn_scale)
+        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att[l], n, hp.n_head,
+                             hp.attn_scale)
         K.matmul_backward(dA.ln1[l, :n], G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n],
                           P.attn_qkv[l], orders.qkv[:n])
         K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C, hp.rms_eps)

@@ -147,7 +147,7 @@ def attention_forward(out, att, qkv, pos0, n, n_head, scale):
     out[a:b] = y.transpose(1, 0, 2).reshape(n, C)             # (H,n,hd) -> (n,C)
 
 
-def attention_backward(dqkv, dout, qkv, n, n_head, scale):
+def attention_backward(dqkv, dout, qkv, att, n, n_head, scale):
     """Backward of attention_forward over rows 0..n-1 (pos0 = 0), accumulating into the
     q, k and v columns of dqkv. Each sum in the scalar graph's order: a weight's gradient
     over the head's columns from the last to the first; the reciprocal's and a query's
@@ -156,7 +156,7 @@ def attention_backward(dqkv, dout, qkv, n, n_head, scale):
     C = qkv.shape[1] // 3
     q, k, v = (heads(qkv[:n, i * C:(i + 1) * C], n_head) for i in range(3))
     e, total, inv_total = attention_weights(q, k, 0, scale)
-    w = e * inv_total[..., None]                              # (H,p,t)
+    w = att[:, :n, :n]                                        # (H,p,t) e * total**-1
     dy = heads(dout[:n], n_head)                              # (H,p,hd)
     # out_pj = sum_t w_pt * v_tj
     dw = ordered_sum((v.transpose(2, 0, 1)[:, :, None, :] * dy.transpose(2, 0, 1)[..., None])[::-1])
