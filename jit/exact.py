@@ -7,15 +7,16 @@ two million random values each). numba hands `x ** 0.5` to LLVM's pow intrinsic,
 LLVM rewrites constant exponents into exactly those shortcuts. So:
 
 - `power(x, e)` calls libm's pow, marked `nobuiltin` so that LLVM leaves it alone;
-- `pow_half(x)` and `pow_two(x)` are pow(x, 0.5) and pow(x, 2.0) for the hot loop of
-  Adam (two per parameter per step), fast: the correctly rounded sqrt(x) or x*x, whose
-  exact error an FMA gives. Only when the true value lies within 0.03 ulp of halfway
-  between two floats (about one value in sixteen), where pow may round the other way,
-  do they call pow itself; elsewhere pow can only return that same float.
+- `square_roots(out, x)` and `squares(out, x)` are pow(x, 0.5) and pow(x, 2.0) over
+  arrays, for Adam (two per parameter per step), fast: the correctly rounded sqrt(x) or
+  x*x, whose exact error an FMA gives, in a loop LLVM vectorizes. Only when the true value lies
+  within 0.02 ulp of halfway between two floats (4 values in 100), where pow may round
+  the other way, do they call pow itself; elsewhere pow can only return that same float.
 """
 import math
 
 from llvmlite import ir
+import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -54,28 +55,42 @@ def ulp(typingctx, x):
     return types.float64(types.float64), codegen
 
 
-# How far from the true value t pow's result may be, for y = 0.5 or 2 and 1e-100 <=
-# |x| <= 1e100: glibc's e_pow.c bounds it by 0.509 ulp (its exp) + |y log x| * 1.3 *
-# 2**-15 ulp (its log), <= 0.527 ulp here. When the nearest float r is within 0.47 ulp of
-# t, every other float is more than 0.53 ulp from t, so pow returns r.
-NEAR_HALFWAY = 0.47
-LOG_RANGE = (1e-100, 1e100)
+# How far pow's result may be from the true value t, before its final rounding: glibc's
+# e_pow.c bounds it by 0.009 ulp (its exp: 0.509 ulp with the rounding) + |y log x| *
+# 1.3 * 2**-15 ulp (its log), under 0.0146 ulp for y = 0.5 or 2 and 1e-30 <= |x| <=
+# 1e30. So where the nearest float r is within 0.48 ulp of t, pow rounds to r as well;
+# only values nearer halfway (4 in 100), or outside that range, need pow itself.
+NEAR_HALFWAY = 0.48
+LOG_RANGE = (1e-30, 1e30)
 
 
 @njit(cache=True, error_model='numpy')
-def pow_half(x):
-    """pow(x, 0.5) for x >= 0."""
-    r = math.sqrt(x)                     # correctly rounded
-    residual = fma(-r, r, x)             # x - r*r, exactly; t - r = residual / (t + r)
-    if abs(residual) > 2 * NEAR_HALFWAY * r * ulp(r) or not LOG_RANGE[0] <= x <= LOG_RANGE[1]:
-        return power(x, 0.5)
-    return r
+def square_roots(out, x):
+    """out[i] = pow(x[i], 0.5) for x >= 0 (out and x distinct): a vectorized pass of
+    sqrt, then pow where the true root is near halfway between two floats."""
+    near = np.empty(x.shape[0], dtype=np.bool_)
+    for i in range(x.shape[0]):
+        r = math.sqrt(x[i])                          # correctly rounded
+        residual = fma(-r, r, x[i])                  # x - r*r exactly; t - r = residual / (t + r)
+        out[i] = r
+        near[i] = ((abs(residual) > 2 * NEAR_HALFWAY * r * ulp(r))
+                   | (x[i] < LOG_RANGE[0]) | (x[i] > LOG_RANGE[1]))
+    for i in range(x.shape[0]):
+        if near[i] and x[i] != 0.0:                  # pow(0, 0.5) is 0, like sqrt
+            out[i] = power(x[i], 0.5)
 
 
 @njit(cache=True, error_model='numpy')
-def pow_two(x):
-    """pow(x, 2.0)."""
-    r = x * x
-    if abs(fma(x, x, -r)) > NEAR_HALFWAY * ulp(r) or not LOG_RANGE[0] <= abs(x) <= LOG_RANGE[1]:
-        return power(x, 2.0)
-    return r
+def squares(out, x):
+    """out[i] = pow(x[i], 2.0) (out and x distinct): a vectorized pass of x*x, then pow
+    where the true square is near halfway between two floats."""
+    near = np.empty(x.shape[0], dtype=np.bool_)
+    for i in range(x.shape[0]):
+        r = x[i] * x[i]
+        out[i] = r
+        a = abs(x[i])
+        near[i] = ((abs(fma(x[i], x[i], -r)) > NEAR_HALFWAY * ulp(r))   # x*x - r exactly
+                   | (a < LOG_RANGE[0]) | (a > LOG_RANGE[1]))
+    for i in range(x.shape[0]):
+        if near[i] and x[i] != 0.0:                  # pow(0, 2) is 0, like 0*0
+            out[i] = power(x[i], 2.0)

@@ -15,7 +15,7 @@ from numba import njit
 
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
-from .exact import pow_half, pow_two, power
+from .exact import power, square_roots, squares
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -282,8 +282,13 @@ def crossentropy_softmax_backward(dlogits, logits, targets, n):
 @kernel
 def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minus_beta2,
                 bias1, bias2, eps):
-    for i in range(params.shape[0]):
-        g = grads[i]
-        m[i] = beta1 * m[i] + one_minus_beta1 * g
-        v[i] = beta2 * v[i] + one_minus_beta2 * pow_two(g)
-        params[i] -= lr * (m[i] / bias1) / (pow_half(v[i] / bias2) + eps)
+    n = params.shape[0]
+    sq, v_hat = np.empty(n), np.empty(n)
+    squares(sq, grads)                               # g ** 2
+    for i in range(n):
+        m[i] = beta1 * m[i] + one_minus_beta1 * grads[i]
+        v[i] = beta2 * v[i] + one_minus_beta2 * sq[i]
+        v_hat[i] = v[i] / bias2
+    square_roots(sq, v_hat)                          # v_hat ** 0.5
+    for i in range(n):
+        params[i] -= lr * (m[i] / bias1) / (sq[i] + eps)

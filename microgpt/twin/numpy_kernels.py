@@ -44,8 +44,9 @@ def ordered_sum(terms):
 
 def accumulate_into(dst, terms):
     """dst += terms[0]; dst += terms[1]; ...: one contribution at a time, in order, as
-    the scalar graph adds them into a node's gradient."""
-    dst[...] = ordered_sum(np.concatenate([dst[None], terms]))
+    the scalar graph adds them into a node's gradient. (Overwrites `terms`.)"""
+    terms[0] += dst
+    dst[...] = ordered_sum(terms)
 
 
 def power(x, e):
@@ -96,10 +97,9 @@ def matmul_forward(out, inp, w):
 def matmul_backward(dinp, dw, dout, inp, w, order):
     """dinp[t] += w[o] * dout[t, o] for o in order[t] (n,O), one row at a time in that
     order; dw[o, i] += inp[t, i] * dout[t, o] for t from the last position to the first."""
-    n = dout.shape[0]
-    rows = np.arange(n)[:, None]
-    terms = w[order] * dout[rows, order][:, :, None]           # (n,O,I), term r of row t
-    accumulate_into(dinp, terms.transpose(1, 0, 2))
+    order = order.T                                           # (O,n): term r of row t
+    terms = w[order] * np.take_along_axis(dout.T, order, 0)[:, :, None]    # (O,n,I)
+    accumulate_into(dinp, terms)
     accumulate_into(dw, dout[::-1, :, None] * inp[::-1, None, :])
 
 
