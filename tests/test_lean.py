@@ -10,11 +10,15 @@ from conftest import golden, golden_config
 from microgpt import gpt
 from microgpt.data import load_docs
 from microgpt.lean import LeanGPT
-from test_twin import CONFIGS, DOCS, STEP0_RTOL, scalar_step0
+from test_twin import CONFIGS, DOCS, scalar_step0
 
 # The bar: every step's loss within 1e-12 relative of the reference's (the
 # forward repeats the reference's float operations; measured ~5e-16 over 1000 steps).
 LEAN_RTOL = 1e-12
+# Step 0, per tensor: the forward is the reference's, the backward sums each gradient in
+# the order of its fused ops, not the scalar graph's: last bits apart, 1e-12 with room
+# (a real error shows at 1e-3 or worse).
+STEP0_RTOL = 1e-12
 
 
 def run_quiet(config, data_path):
