@@ -94,9 +94,14 @@ def find_data(path=None, fetch=None):
         return os.environ['MICROGPT_DATA']
     cached = cache_path()
     if not os.path.exists(cached):
-        url = os.environ.get('MICROGPT_NAMES_URL') or NAMES_URL  # a mirror, checked alike
-        download(url, cached, NAMES_SHA256, fetch=fetch)
+        download_names(cached, fetch=fetch)
     return cached
+
+
+def download_names(dest, fetch=None):
+    """makemore's names.txt at its pinned commit into `dest`, checked by sha256."""
+    url = os.environ.get('MICROGPT_NAMES_URL') or NAMES_URL  # a mirror, checked alike
+    download(url, dest, NAMES_SHA256, fetch=fetch)
 
 
 def _urlopen_bytes(url):

@@ -7,7 +7,7 @@ the bare interpreter's, and the worst relative loss deviation from the golden tr
 import pytest
 
 from check import rel_diff
-from conftest import DATA, golden
+from conftest import golden
 from microgpt import bench, tiers
 
 TIERS = list(tiers.TIERS)
@@ -28,15 +28,16 @@ _whole_runs = {}
 
 
 @pytest.fixture
-def whole_run(bench_env, python_baseline_mb):
+def whole_run(bench_env, python_baseline_mb, data_path):
     """whole_run(tier): memory and exactness of the tier's default run (run once)."""
     def get(tier):
         if tier not in _whole_runs:
-            report = bench.run_tier(tier, bench_env, '--data', str(DATA))
+            report = bench.run_tier(tier, bench_env, '--data', str(data_path))
             trace = golden('default_1000')
             _whole_runs[tier] = {
                 'peak_rss_above_python_mb': report['peak_rss_mb'] - python_baseline_mb,
                 'worst_rel_loss_error': float(rel_diff(report['losses'], trace['losses']).max()),
+                'losses_identical': report['losses'] == trace['losses'],
                 'samples_match_golden': report['samples'] == trace['samples'],
                 'run_us_per_step': 1e6 * report['train_seconds'] / len(report['losses']),
                 'run_steps_per_s': len(report['losses']) / report['train_seconds'],
@@ -69,14 +70,15 @@ def pytest_terminal_summary(terminalreporter):
     tr.section('tiers, side by side (default config)')
     base = RESULTS.get('scalar', {}).get('train_step_us')
     tr.write_line('| tier | train step (us) | vs scalar | sample 20 names (ms) | '
-                  'peak RSS above python (MB) | worst rel. loss error | samples = golden |')
-    tr.write_line('|---|---|---|---|---|---|---|')
+                  'peak RSS above python (MB) | worst rel. loss error | losses = golden | '
+                  'samples = golden |')
+    tr.write_line('|---|---|---|---|---|---|---|---|')
     for tier in TIERS:
         r = RESULTS.get(tier)
         if r is None:
             continue
         if 'skipped' in r:
-            tr.write_line(f"| {tier} | skipped: {r['skipped']} | | | | | |")
+            tr.write_line(f"| {tier} | skipped: {r['skipped']} | | | | | | |")
             continue
         step = r.get('train_step_us')
         ratio = f"{base / step:.0f}x" if base and step else '-'
@@ -86,4 +88,5 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"| {tier} | {fmt('train_step_us', '.1f')} | {ratio} | "
                       f"{fmt('sample_ms', '.2f')} | {fmt('peak_rss_above_python_mb', '.2f')} | "
                       f"{fmt('worst_rel_loss_error', '.1e')} | "
+                      f"{'yes' if r.get('losses_identical') else 'no'} | "
                       f"{'yes' if r.get('samples_match_golden') else 'no'} |")

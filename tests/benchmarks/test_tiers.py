@@ -14,7 +14,6 @@ import random
 import pytest
 
 from benchmarks.conftest import RESULTS, TIERS
-from conftest import DATA
 from microgpt import gpt
 from microgpt.config import GPTConfig
 from microgpt.data import load_docs
@@ -24,8 +23,8 @@ ROUNDS = {'scalar': 1, 'lean': 5, 'numpy': 10, 'jit': 100, 'cuda': 20}   # whole
 
 
 @pytest.fixture(scope='module')
-def docs_and_tok():
-    docs = load_docs(DATA)
+def docs_and_tok(data_path):
+    docs = load_docs(data_path)
     random.seed(42)
     random.shuffle(docs.order)
     return docs, gpt.Tokenizer(docs.chars())
