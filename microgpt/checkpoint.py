@@ -18,11 +18,16 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be read or does not fit; the CLI prints it on one line."""
 
 
-def save(path, config, uchars, params):
-    """Write config, vocabulary (the characters, in token-id order) and {name: rows}."""
+def dumps(config, uchars, params):
+    """A checkpoint's bytes: config, vocabulary (the characters, in token-id order) and
+    {name: rows}."""
     payload = {'format': FORMAT, 'version': VERSION, 'config': config.asdict(),
                'uchars': list(uchars), 'params': params}
-    write_atomic(path, json.dumps(payload, separators=(',', ':')).encode())
+    return json.dumps(payload, separators=(',', ':')).encode()
+
+
+def save(path, config, uchars, params):
+    write_atomic(path, dumps(config, uchars, params))
 
 
 def load(path):

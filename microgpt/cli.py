@@ -90,12 +90,40 @@ def build_sample_parser():
 
 
 def check_writable(flag, path):
-    """Fail before training, not after, when an output file cannot be written."""
+    """Fail before training, not after, when an output file cannot be written: a folder
+    in its place, a missing parent, or a place this process cannot create files in
+    (tried for real: os.access says yes to root on a read-only file system)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{flag}: {path} is a folder; name a file in it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{flag}: folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{flag}: folder is not writable: {folder}")
+    probe = os.path.join(folder, f'.microgpt-probe-{os.getpid()}')
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot write in {folder}: {e.strerror}") from None
+
+
+def write_output(flag, path, payload):
+    """Write an output file after training. If that fails (a full disk, say), write it
+    to a fallback file in the temp folder instead, say so, and return False: the
+    trained model is never lost to a failed write."""
+    try:
+        write_atomic(path, payload)
+        return True
+    except OSError as e:
+        import tempfile
+        fallback = os.path.join(tempfile.gettempdir(), f'microgpt-{flag[2:]}-{os.getpid()}.json')
+        try:
+            write_atomic(fallback, payload)
+        except OSError as e2:
+            raise UsageError(f"{flag}: could not write {path} ({e.strerror}) nor the fallback "
+                             f"{fallback} ({e2.strerror})") from None
+        print(f"{PROG}: error: {flag}: could not write {path} ({e.strerror}); "
+              f"written to {fallback} instead", file=sys.stderr)
+        return False
 
 
 def pick_tier(name, precision):
@@ -110,13 +138,15 @@ def pick_tier(name, precision):
 
 
 class Progress:
-    """Training progress on stderr (steps done, steps/s, ETA), once a run has taken two
-    seconds, at most once a second: in place on a terminal, a line each otherwise.
-    Also the stop switch: after a first Ctrl-C, training ends after the current step."""
+    """Training progress on stderr (steps done, steps/s, ETA), once training has run for
+    two seconds, at most once a second: in place on a terminal, a line each otherwise.
+    The clock starts at the first step's end, so the time to build the model (a first
+    compile, say) never counts as training. Also the stop switch: after a first Ctrl-C,
+    training ends after the current step."""
 
     def __init__(self, total, delay=2.0, every=1.0):
         self.total, self.delay, self.every = total, delay, every
-        self.start = self.last = time.perf_counter()
+        self.start = self.last = None
         self.shown, self.stop_requested = False, False
         self.tty = sys.stderr.isatty()
 
@@ -127,9 +157,12 @@ class Progress:
 
     def __call__(self, done):
         now = time.perf_counter()
-        if now - self.start >= self.delay and now - self.last >= self.every:
+        if self.start is None:
+            self.start = self.last = now
+            self.first = done
+        elif now - self.start >= self.delay and now - self.last >= self.every:
             self.last, self.shown = now, True
-            rate = done / (now - self.start)
+            rate = (done - self.first) / (now - self.start)
             eta = (self.total - done) / rate
             end = '' if self.tty else '\n'
             print(f"\r{PROG}: step {done} / {self.total} | {rate:.1f} steps/s | "
@@ -180,6 +213,8 @@ def train_main(argv):
                        n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size,
                        temperature=args.temperature, num_samples=args.num_samples)
     tier, Model = pick_tier(args.tier, args.precision)
+    if args.json and args.save and os.path.abspath(args.json) == os.path.abspath(args.save):
+        raise UsageError("--json and --save name the same file")
     for flag, path in (('--json', args.json), ('--save', args.save)):
         if path:
             check_writable(flag, path)
@@ -199,12 +234,14 @@ def train_main(argv):
         progress.close()
     steps_done = len(result['losses'])
 
+    written = True
     if args.save:
         from . import checkpoint
-        checkpoint.save(args.save, config, result['tokenizer'].uchars,
-                        result['model'].export_params())
+        payload = checkpoint.dumps(config, result['tokenizer'].uchars,
+                                   result['model'].export_params())
+        written = write_output('--save', args.save, payload)
     if not result['finished']:
-        saved = f"; saved to {args.save}" if args.save else ''
+        saved = f"; saved to {args.save}" if args.save and written else ''
         print(f"\n{PROG}: interrupted after {steps_done} of {config.steps} steps{saved}",
               file=sys.stderr)
         return 130
@@ -227,8 +264,8 @@ def train_main(argv):
             'sample_seconds': result['sample_seconds'],
             'peak_rss_mb': rss,
         }
-        write_atomic(args.json, (json.dumps(report, indent=1) + '\n').encode())
-    return 0
+        written &= write_output('--json', args.json, (json.dumps(report, indent=1) + '\n').encode())
+    return 0 if written else 1
 
 
 def sample_main(argv):

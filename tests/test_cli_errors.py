@@ -61,6 +61,55 @@ def test_json_into_missing_folder(data_path, tmp_path):
     assert not (tmp_path / 'no').exists()
 
 
+@pytest.mark.parametrize('flag', ['--json', '--save'])
+def test_output_that_is_a_folder_fails_before_training(flag, data_path, tmp_path):
+    # Before, the default run trained to the end and then died with IsADirectoryError.
+    check_error(['--data', data_path, flag, tmp_path], f'{flag}: {tmp_path} is a folder')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_in_an_unwritable_place_fails_before_training(data_path):
+    # /sys refuses new files even to root (for whom os.access would say yes)
+    check_error(['--data', data_path, '--save', '/sys/model.json'],
+                '--save: cannot write in /sys: Permission denied')
+
+
+def test_json_and_save_to_one_file(data_path, tmp_path):
+    path = tmp_path / 'out.json'
+    check_error(['--data', data_path, '--json', path, '--save', path],
+                '--json and --save name the same file')
+    assert not path.exists()
+
+
+def test_a_failed_write_after_training_goes_to_a_fallback_file(data_path, tmp_path,
+                                                              monkeypatch, capsys):
+    # The disk fills up during training: the checkpoint goes to a file in the temp
+    # folder, named on stderr, and the exit status says the run did not do as asked.
+    from microgpt import cli, data
+    target = tmp_path / 'model.json'
+    monkeypatch.setenv('TMPDIR', str(tmp_path / 'tmp'))
+    (tmp_path / 'tmp').mkdir()
+
+    def disk_full(path, payload):
+        if str(path) == str(target):
+            raise OSError(28, 'No space left on device')
+        data.write_atomic(path, payload)
+    monkeypatch.setattr(cli, 'write_atomic', disk_full)
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', None)       # re-read TMPDIR
+    rc = cli.main(['--data', str(data_path), '--tier', 'lean', '--steps', '3',
+                   '--num-samples', '1', '--save', str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and not target.exists()
+    fallbacks = list((tmp_path / 'tmp').iterdir())
+    assert len(fallbacks) == 1 and fallbacks[0].name.startswith('microgpt-save-')
+    assert (f"microgpt: error: --save: could not write {target} (No space left on device); "
+            f"written to {fallbacks[0]} instead") in err
+    from microgpt import checkpoint
+    config, uchars, params = checkpoint.load(fallbacks[0])
+    assert config.steps == 3 and len(uchars) == 26
+
+
 def test_offline_with_no_data_names_the_flag(tmp_path):
     # No input.txt, no $MICROGPT_DATA, an empty cache, and a download URL that fails.
     env = {'MICROGPT_DATA': '', 'XDG_CACHE_HOME': str(tmp_path / 'cache'),
