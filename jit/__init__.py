@@ -1,25 +1,37 @@
-"""The jit tier: the twin model with numba-compiled kernels, one native call a step."""
+"""The jit tier: the twin model with numba-compiled kernels, one native call a step.
+
+Compiling the model takes numba about 25 s here, once: the result is cached on disk and
+a later run loads it in well under a second. So that a first run need not wait, the
+command line builds the tier with wait=False: on a cold cache it starts the compile in
+a background process and trains on numpy's kernels meanwhile. They compute the same
+floats, bit for bit, on the same arrays, so when the compiled model is ready the run
+carries on with it, and its output is the same either way.
+"""
 import contextlib
 import hashlib
 import os
+import subprocess
 import sys
 import time
 
 import numba
 import numpy as np
 
-from microgpt.twin import TwinGPT, model
+from microgpt.twin import TwinGPT, model, numpy_kernels
 
 from . import exact, kernels
 
+READY = 'ready'          # in the cache folder: the model compiled and cached whole
+COMPILING = 'compiling'  # in the cache folder: a background compile's lock (its pid)
+CHECK_EVERY = 0.25       # seconds between looks for a finished background compile
 
-@contextlib.contextmanager
-def model_cache_dir():
-    """Cache the compiled model under a folder named by the sources it is made of.
+
+def cache_folder():
+    """The compiled model's cache folder, named by the sources it is made of.
 
     numba invalidates a cached function when its own file changes, not when a kernel it
-    calls (and compiled into itself) does; so the cache folder is keyed by a hash of
-    all three files, and an edited kernel gets a freshly compiled model.
+    calls (and compiled into itself) does; so the folder is keyed by a hash of all three
+    files, and an edited kernel gets a freshly compiled model.
     """
     digest = hashlib.sha256()
     for path in (model.__file__, kernels.__file__, exact.__file__):
@@ -28,12 +40,39 @@ def model_cache_dir():
     root = os.environ.get('NUMBA_CACHE_DIR') or os.path.join(
         os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
         'microgpt', 'numba')
+    return os.path.join(root, 'model-' + digest.hexdigest()[:16])
+
+
+@contextlib.contextmanager
+def model_cache_dir():
+    """numba caches what is compiled inside this block in cache_folder()."""
     saved = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = os.path.join(root, 'model-' + digest.hexdigest()[:16])
+    numba.config.CACHE_DIR = cache_folder()
     try:
         yield
     finally:
         numba.config.CACHE_DIR = saved
+
+
+def is_compiled():
+    return os.path.exists(os.path.join(cache_folder(), READY))
+
+
+def compile_in_background():
+    """Start `python -m jit.warm`, detached, unless a live one holds the lock."""
+    lock = os.path.join(cache_folder(), COMPILING)
+    try:
+        with open(lock) as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+        return                                 # a compile is under way already
+    except ProcessLookupError:                 # its compile died: clear the lock
+        os.unlink(lock)
+    except (OSError, ValueError):              # no lock (or one being written)
+        pass
+    subprocess.Popen([sys.executable, '-m', 'jit.warm'], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
 
 
 class JitGPT(TwinGPT):
@@ -43,20 +82,47 @@ class JitGPT(TwinGPT):
         with model_cache_dir():
             return model.bind(kernels, kernels.kernel)
 
-    def __init__(self, config, vocab_size):
+    def __init__(self, config, vocab_size, wait=True):
+        """wait=False: on a cold cache, compile in the background and run on numpy's
+        kernels until the compiled model is ready (see the module's docstring)."""
         super().__init__(config, vocab_size)
-        t0 = time.perf_counter()
-        self.compile()
-        stats = self.fn.train_step.stats
-        hit = sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values())
-        print(f"microgpt: jit compile {time.perf_counter() - t0:.2f} s "
-              f"({'loaded from the numba cache' if hit else 'cold'})", file=sys.stderr)
+        if wait or is_compiled():
+            self.load()
+            return
+        self.compiled, self.fn = self.fn, model.bind(numpy_kernels)
+        compile_in_background()
+        self.waiting_since = self.next_check = time.perf_counter()
+        print("microgpt: compiling the jit tier in the background (first run only); "
+              "running numpy's kernels meanwhile: the same floats, bit for bit", file=sys.stderr)
 
-    def compile(self):
-        """Compile (or load from numba's cache) train_step and sample_step for these types."""
+    def load(self):
+        """Compile train_step and sample_step for these types, or load them from the cache."""
+        t0 = time.perf_counter()
         typeof = numba.typeof
         tokens, hp = typeof(np.zeros(1, dtype=np.int64)), typeof(self.hp)
         flat = typeof(self.flat.params)
         self.fn.train_step.compile((typeof(self.flat), tokens, typeof(0), hp,
                                     typeof(self.adam_step(0)), typeof(self.orders)))
         self.fn.sample_step.compile((flat, flat, tokens, typeof(0), hp, typeof(1.0)))
+        stats = self.fn.train_step.stats
+        hit = sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values())
+        os.makedirs(cache_folder(), exist_ok=True)
+        with open(os.path.join(cache_folder(), READY), 'w'):
+            pass
+        print(f"microgpt: jit compile {time.perf_counter() - t0:.2f} s "
+              f"({'loaded from the numba cache' if hit else 'cold'})", file=sys.stderr)
+
+    def use_compiled_when_ready(self, step):
+        now = time.perf_counter()
+        if getattr(self, 'compiled', None) is None or now < self.next_check:
+            return
+        self.next_check = now + CHECK_EVERY
+        if is_compiled():
+            self.fn, self.compiled = self.compiled, None
+            print(f"microgpt: the jit tier is compiled ({now - self.waiting_since:.1f} s); "
+                  f"it takes over at step {step + 1}", file=sys.stderr)
+            self.load()
+
+    def train_step(self, tokens, step):
+        self.use_compiled_when_ready(step)
+        return super().train_step(tokens, step)

@@ -6,6 +6,7 @@ interpreter started the same way. The package's bytecode is compiled first: wher
 PYTHONDONTWRITEBYTECODE is set, every import would compile it again, and the compiler's
 memory would be counted against the tier.
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,11 +22,16 @@ class RunError(Exception):
 
 
 def environment():
-    """The environment runs get: this checkout first on the path, bytecode compiled."""
+    """The environment runs get: this checkout first on the path, bytecode compiled, and
+    the jit tier compiled into numba's cache, so that its runs time training (a cold
+    cache would train on numpy's kernels while compiling: see jit/__init__.py)."""
     subprocess.run([sys.executable, '-m', 'compileall', '-q', str(ROOT / 'microgpt')],
                    check=True, stdout=subprocess.DEVNULL)
     path = os.environ.get('PYTHONPATH')
-    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ''))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ''))
+    if importlib.util.find_spec('numba') is not None:
+        subprocess.run([sys.executable, '-m', 'jit.warm', '--wait'], env=env, check=True)
+    return env
 
 
 def python(args, env):

@@ -128,10 +128,12 @@ def write_output(flag, path, payload):
 
 def pick_tier(name, precision):
     """(tier name, model class); --precision other than fp64 is the cuda tier's alone."""
+    from functools import partial
     tier, Model = tiers.default() if name is None else (name, tiers.load(name))
     if tier == 'cuda':
-        from functools import partial
         return tier, partial(Model, precision=precision)
+    if tier == 'jit':                         # a cold cache compiles in the background
+        Model = partial(Model, wait=False)
     if precision != 'fp64':
         raise UsageError(f"--precision {precision} is for --tier cuda (tier {tier} is fp64)")
     return tier, Model

@@ -3,7 +3,7 @@
 Standard library only: every tier, the scalar spec included, imports it.
 """
 
-RMS_EPS = 1e-5  # rmsnorm's guard: (mean(x^2) + RMS_EPS) ** -0.5, as in the reference
+from .gpt import RMS_EPS, param_shapes  # noqa: F401  (the spec's; every tier imports them here)
 
 
 class ConfigError(ValueError):
@@ -69,18 +69,3 @@ class GPTConfig:
     @property
     def head_dim(self):
         return self.n_embd // self.n_head
-
-
-def param_shapes(config, vocab_size):
-    """The parameters as (name, (rows, cols)), in the order the reference creates them.
-
-    This order is the RNG stream (each matrix draws random.gauss row by row) and the
-    flat parameter order Adam walks; every tier uses these names and this order.
-    """
-    C = config.n_embd
-    shapes = [('wte', (vocab_size, C)), ('wpe', (config.block_size, C)), ('lm_head', (vocab_size, C))]
-    for i in range(config.n_layer):
-        shapes += [(f'layer{i}.attn_wq', (C, C)), (f'layer{i}.attn_wk', (C, C)),
-                   (f'layer{i}.attn_wv', (C, C)), (f'layer{i}.attn_wo', (C, C)),
-                   (f'layer{i}.mlp_fc1', (4 * C, C)), (f'layer{i}.mlp_fc2', (C, 4 * C))]
-    return shapes

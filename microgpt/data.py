@@ -5,10 +5,10 @@ names.txt when it is missing; we add `--data PATH`, `$MICROGPT_DATA`, a checked
 download and a cache. The data set itself is never part of the project.
 """
 import os
+import random
 from array import array
 
-NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/988aa59/names.txt'
-NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
+from .gpt import NAMES_SHA256, NAMES_URL
 
 
 class DataError(Exception):
@@ -20,7 +20,7 @@ class Docs:
 
     They are kept as one string and two arrays of offsets rather than as a list of
     32,033 small `str` objects (which would cost more memory than the whole model).
-    `order` is the permutation training walks: random.shuffle(docs.order) draws
+    `order` is the permutation training walks: shuffle() shuffles it, which draws
     exactly what the reference's random.shuffle(docs) draws, since shuffle's draws
     depend only on the length.
     """
@@ -49,6 +49,9 @@ class Docs:
     def __getitem__(self, i):
         j = self.order[i]
         return self.text[self.starts[j]:self.ends[j]]
+
+    def shuffle(self):
+        random.shuffle(self.order)
 
     def chars(self):
         """The set of characters the documents use."""

@@ -6,13 +6,34 @@ Adam on a list of names, one document per step, by a scalar autograd; then it sa
 new names. Read it top to bottom: tokenizer, autograd, parameters, model, optimizer,
 training loop, sampling. Every float operation happens in the reference's order, so
 this file reproduces its losses and samples bit for bit (see ../shared/SPEC.md).
-Every other tier of the project is an engineering of this one. Standard library only.
+Every other tier of the project is an engineering of this one. Standard library only,
+and nothing else from this project: `python microgpt/gpt.py` runs it alone, like the
+reference, on input.txt.
 """
 import math
+import os
 import random
 import time
 
-from .config import RMS_EPS, param_shapes
+RMS_EPS = 1e-5  # rmsnorm's guard: (mean(x^2) + RMS_EPS) ** -0.5, as in the reference
+# The reference's data, when there is no input.txt: makemore's names.txt, pinned and checked
+NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/988aa59/names.txt'
+NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
+
+
+# ---------------------------------------------------------------------------------------
+# Documents: one string per non-empty line of the text, as the reference holds them.
+
+class Documents(list):
+    """The documents in a list. (The command line's data.Docs offers the same two
+    methods, holding 32,033 names in far less memory.)"""
+
+    def shuffle(self):
+        random.shuffle(self)
+
+    def chars(self):
+        """The set of characters the documents use."""
+        return set(''.join(self))
 
 
 # ---------------------------------------------------------------------------------------
@@ -106,6 +127,21 @@ class Value:
 # ---------------------------------------------------------------------------------------
 # Parameters: every weight starts as random.gauss(0, std), matrix by matrix, row by row,
 # in the order of param_shapes() -- that order is the RNG stream, so keep it.
+
+def param_shapes(config, vocab_size):
+    """The parameters as (name, (rows, cols)), in the order the reference creates them.
+
+    This order is the RNG stream (each matrix draws random.gauss row by row) and the
+    flat parameter order Adam walks; every tier uses these names and this order.
+    """
+    C = config.n_embd
+    shapes = [('wte', (vocab_size, C)), ('wpe', (config.block_size, C)), ('lm_head', (vocab_size, C))]
+    for i in range(config.n_layer):
+        shapes += [(f'layer{i}.attn_wq', (C, C)), (f'layer{i}.attn_wk', (C, C)),
+                   (f'layer{i}.attn_wv', (C, C)), (f'layer{i}.attn_wo', (C, C)),
+                   (f'layer{i}.mlp_fc1', (4 * C, C)), (f'layer{i}.mlp_fc2', (C, 4 * C))]
+    return shapes
+
 
 def init_state_dict(config, vocab_size):
     """{name: matrix}, a matrix being a list of rows of Values: wte (V,C), wpe (T,C),
@@ -298,12 +334,12 @@ def sample(model, tok, config, prompt=''):
 def run(config, docs, Model=ScalarGPT, on_step=None):
     """The reference program: seed, shuffle, tokenize, init, train, sample.
 
-    `docs` is a data.Docs; `Model` is a tier's model class. Prints exactly what the
-    reference prints; returns the losses, the samples and the timings. If on_step stops
-    training early, there is no sampling.
+    `docs` is a Documents (or the command line's data.Docs); `Model` is a tier's model
+    class. Prints exactly what the reference prints; returns the losses, the samples and
+    the timings. If on_step stops training early, there is no sampling.
     """
     random.seed(config.seed)
-    random.shuffle(docs.order)
+    docs.shuffle()
     print(f"num docs: {len(docs)}")
     tok = Tokenizer(docs.chars())
     print(f"vocab size: {tok.vocab_size}")
@@ -317,3 +353,34 @@ def run(config, docs, Model=ScalarGPT, on_step=None):
     t2 = time.perf_counter()
     return {'model': model, 'tokenizer': tok, 'losses': losses, 'samples': samples,
             'finished': finished, 'train_seconds': t1 - t0, 'sample_seconds': t2 - t1}
+
+
+# ---------------------------------------------------------------------------------------
+# Run alone, this file is the reference program: its hyperparameters, on input.txt.
+
+REFERENCE = dict(seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
+                 temperature=0.5, num_samples=20, init_std=0.08, learning_rate=0.01,
+                 beta1=0.85, beta2=0.99, eps_adam=1e-8)   # config.GPTConfig's defaults
+
+
+def read_input():
+    """input.txt's documents, as the reference reads them; like the reference, fetch
+    names.txt into input.txt first if there is none (checked against its sha256)."""
+    if not os.path.exists('input.txt'):
+        import hashlib
+        import urllib.request
+        with urllib.request.urlopen(NAMES_URL, timeout=30) as r:
+            payload = r.read()
+        if hashlib.sha256(payload).hexdigest() != NAMES_SHA256:
+            raise SystemExit(f"{NAMES_URL} did not match its sha256")
+        with open('input.txt.part', 'wb') as f:
+            f.write(payload)
+        os.replace('input.txt.part', 'input.txt')
+    with open('input.txt', encoding='utf-8') as f:
+        return Documents(line.strip() for line in f.read().strip().split('\n') if line.strip())
+
+
+if __name__ == '__main__':
+    from types import SimpleNamespace
+    config = SimpleNamespace(**REFERENCE, head_dim=REFERENCE['n_embd'] // REFERENCE['n_head'])
+    run(config, read_input())

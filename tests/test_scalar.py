@@ -57,7 +57,7 @@ def test_shuffling_the_order_draws_like_shuffling_the_list(data_path):
     docs = load_docs(data_path)
     names = [docs[i] for i in range(len(docs))]
     random.seed(7)
-    random.shuffle(docs.order)
+    docs.shuffle()
     random.seed(7)
     random.shuffle(names)
     assert [docs[i] for i in range(len(docs))] == names
@@ -89,3 +89,34 @@ def test_console_script_is_installed():
     assert script, "the console script 'microgpt' is not installed beside this python"
     p = subprocess.run([script, '--help'], capture_output=True, text=True)
     assert p.returncode == 0 and '--n-embd' in p.stdout and '--tier' in p.stdout
+
+
+def test_the_study_file_imports_the_standard_library_alone():
+    import ast
+    import sys
+    tree = ast.parse(open(gpt.__file__, encoding='utf-8').read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"relative import in gpt.py: line {node.lineno}"
+            names.add(node.module.split('.')[0])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split('.')[0] for alias in node.names)
+    assert names and names <= sys.stdlib_module_names, names - sys.stdlib_module_names
+
+
+def test_the_study_files_hyperparameters_are_the_configs_defaults():
+    from microgpt.config import GPTConfig
+    assert gpt.REFERENCE == GPTConfig().asdict()
+
+
+@pytest.mark.slow
+def test_the_study_file_run_alone_prints_the_reference_output(data_path, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    shutil.copy(data_path, tmp_path / 'input.txt')
+    p = subprocess.run([sys.executable, gpt.__file__], cwd=tmp_path, capture_output=True,
+                       env={'PATH': '/usr/bin:/bin'}, timeout=1800)   # no PYTHONPATH: alone
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout == (GOLDEN / 'default_1000.stdout').read_bytes()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from check import check_tensor
-from conftest import golden, golden_config
+from conftest import cli_args, golden, golden_config
 from microgpt import gpt, tiers
 from microgpt.config import GPTConfig
 from microgpt.data import load_docs
@@ -99,5 +99,31 @@ def test_default_tier_is_jit_and_reports_its_compile_time(data_path):
     from conftest import run_cli
     rc, out, err = run_cli('--data', data_path, '--steps', '3', '--num-samples', '2')
     assert rc == 0, err
-    assert 'tier jit' in err and 'jit compile' in err
+    assert 'tier jit' in err
+    assert 'jit compile' in err or 'compiling the jit tier in the background' in err
     assert out.startswith(b'num docs: 32033\nvocab size: 27\nnum params: 4192\n')
+
+
+def test_a_cold_first_run_trains_at_once_and_prints_the_same(data_path, tmp_path):
+    """With an empty numba cache the command line compiles in the background and trains
+    on numpy's kernels meanwhile; once the cache is ready, runs load the compiled model.
+    Both print the reference's output, byte for byte."""
+    import time
+
+    from conftest import expected_stdout, run_cli
+    trace = golden('default_20')
+    args = ('--data', data_path, *cli_args(golden_config(trace)))
+    env = {'NUMBA_CACHE_DIR': str(tmp_path / 'cache')}
+    rc, out, err = run_cli(*args, env=env)
+    assert rc == 0, err
+    assert 'compiling the jit tier in the background (first run only)' in err
+    assert out == expected_stdout(trace)
+    deadline = time.monotonic() + 600
+    while not list((tmp_path / 'cache').glob('model-*/ready')):
+        assert time.monotonic() < deadline, "the background compile never finished"
+        time.sleep(1)
+    assert not list((tmp_path / 'cache').glob('model-*/compiling'))   # its lock is gone
+    rc, out, err = run_cli(*args, env=env)
+    assert rc == 0, err
+    assert 'jit compile' in err and 'loaded from the numba cache' in err
+    assert out == expected_stdout(trace)

@@ -26,7 +26,7 @@ ROUNDS = {'scalar': 1, 'lean': 5, 'numpy': 10, 'jit': 100, 'cuda': 20}   # whole
 def docs_and_tok(data_path):
     docs = load_docs(data_path)
     random.seed(42)
-    random.shuffle(docs.order)
+    docs.shuffle()
     return docs, gpt.Tokenizer(docs.chars())
 
 
