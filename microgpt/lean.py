@@ -23,7 +23,7 @@ import math
 import random
 import sys
 from functools import reduce
-from itertools import chain, repeat
+from itertools import repeat
 from operator import add, mul, sub, truediv
 
 from .config import RMS_EPS, param_shapes
@@ -227,8 +227,9 @@ class LeanGPT:
         # Gradients: wte's and wpe's accumulate row by row; the others are computed
         # whole at the end of each backward pass (weight_grad)
         self.grads = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
-        self.m = [0.0] * self.num_params   # Adam's moments, flat, in the reference's order
-        self.v = [0.0] * self.num_params
+        # Adam's moments, laid out like the parameters
+        self.m = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
+        self.v = {name: [[0.0] * len(w[0]) for _ in w] for name, w in self.state_dict.items()}
         self.transpose()
 
     @property
@@ -296,25 +297,21 @@ class LeanGPT:
         return total * (1 / n)
 
     def adam_update(self, step):
-        """The reference's Adam, element by element, over all parameters as one flat list
-        (one comprehension per moment: far less interpreter work than a loop body)."""
+        """The reference's Adam, element by element, a row at a time in place (one
+        comprehension per moment and row: far less interpreter work than a loop body,
+        and only one row's new values exist besides the old ones at any time)."""
         c = self.config
         b1, b2, eps, ob1, ob2 = c.beta1, c.beta2, c.eps_adam, 1 - c.beta1, 1 - c.beta2
         lr_t = c.learning_rate * (1 - step / c.steps)
         bias1, bias2 = 1 - b1 ** (step + 1), 1 - b2 ** (step + 1)
-        params = list(chain.from_iterable(chain.from_iterable(self.state_dict.values())))
-        grads = list(chain.from_iterable(chain.from_iterable(self.grads.values())))
-        self.m = m = [b1 * m + ob1 * g for m, g in zip(self.m, grads)]
-        self.v = v = [b2 * v + ob2 * g ** 2 for v, g in zip(self.v, grads)]
-        params = [p - lr_t * (m / bias1) / ((v / bias2) ** 0.5 + eps)
-                  for p, m, v in zip(params, m, v)]
-        offset = 0                        # back into rows, for the forward's dot products
         for name, w in self.state_dict.items():
-            cols = len(w[0])
-            for i in range(len(w)):
-                w[i] = params[offset:offset + cols]
-                offset += cols
-            self.grads[name] = [[0.0] * cols for _ in w]
+            m, v, grads = self.m[name], self.v[name], self.grads[name]
+            for i, g in enumerate(grads):
+                m[i] = m_i = [b1 * m + ob1 * g for m, g in zip(m[i], g)]
+                v[i] = v_i = [b2 * v + ob2 * g ** 2 for v, g in zip(v[i], g)]
+                w[i] = [p - lr_t * (m / bias1) / ((v / bias2) ** 0.5 + eps)
+                        for p, m, v in zip(w[i], m_i, v_i)]
+                grads[i] = [0.0] * len(g)
         self.transpose()
 
     def transpose(self):
