@@ -96,7 +96,7 @@ class JitGPT(TwinGPT):
               "running numpy's kernels meanwhile: the same floats, bit for bit", file=sys.stderr)
 
     def load(self):
-        """Compile train_step and sample_step for these types, or load them from the cache."""
+        """Compile the model's entry points for these types, or load them from the cache."""
         t0 = time.perf_counter()
         typeof = numba.typeof
         tokens, hp = typeof(np.zeros(1, dtype=np.int64)), typeof(self.hp)
@@ -104,6 +104,10 @@ class JitGPT(TwinGPT):
         self.fn.train_step.compile((typeof(self.flat), tokens, typeof(0), hp,
                                     typeof(self.adam_step(0)), typeof(self.orders)))
         self.fn.sample_step.compile((flat, flat, tokens, typeof(0), hp, typeof(1.0)))
+        ints, floats = typeof(np.zeros(1, dtype=np.int64)), typeof(np.zeros(1))
+        self.fn.train_steps.compile((typeof(self.flat), typeof(np.zeros((1, 1), dtype=np.int64)),
+                                     ints, typeof(np.zeros((1, 1))), hp, typeof(self.adam_step(0)),
+                                     typeof(self.orders), floats))
         stats = self.fn.train_step.stats
         hit = sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values())
         os.makedirs(cache_folder(), exist_ok=True)
@@ -126,3 +130,7 @@ class JitGPT(TwinGPT):
     def train_step(self, tokens, step):
         self.use_compiled_when_ready(step)
         return super().train_step(tokens, step)
+
+    def train_steps(self, token_lists, first_step):
+        self.use_compiled_when_ready(first_step)
+        return super().train_steps(token_lists, first_step)

@@ -67,6 +67,7 @@ def build_parser():
 
 
 PRECISIONS = ('fp64', 'fp32', 'tc')
+TWIN_TIERS = ('numpy', 'jit', 'cuda')     # they train many steps a call (twin.train)
 
 
 def add_precision(p):
@@ -225,12 +226,15 @@ def train_main(argv):
     label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
     print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)
 
-    from .gpt import run
+    from . import gpt
+    loop = gpt.train
+    if tier in TWIN_TIERS:
+        from .twin import train as loop
     progress = Progress(config.steps)
     previous = signal.signal(signal.SIGINT, progress.request_stop)
     try:
         with buffered_stdout():
-            result = run(config, docs, Model, on_step=progress)
+            result = gpt.run(config, docs, Model, on_step=progress, train=loop)
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.close()

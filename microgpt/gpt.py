@@ -302,10 +302,14 @@ def train(model, docs, tok, config, on_step=None):
         doc = docs[step % len(docs)]
         loss = model.train_step(tok.encode(doc), step)
         losses.append(loss)
-        print(f"step {step+1:4d} / {config.steps:4d} | loss {loss:.4f}", end='\r')
+        print_step(step, config.steps, loss)
         if on_step is not None and on_step(step + 1):
             break
     return losses
+
+
+def print_step(step, steps, loss):
+    print(f"step {step+1:4d} / {steps:4d} | loss {loss:.4f}", end='\r')
 
 
 def sample(model, tok, config, prompt=''):
@@ -331,12 +335,14 @@ def sample(model, tok, config, prompt=''):
     return samples
 
 
-def run(config, docs, Model=ScalarGPT, on_step=None):
+def run(config, docs, Model=ScalarGPT, on_step=None, train=train):
     """The reference program: seed, shuffle, tokenize, init, train, sample.
 
     `docs` is a Documents (or the command line's data.Docs); `Model` is a tier's model
-    class. Prints exactly what the reference prints; returns the losses, the samples and
-    the timings. If on_step stops training early, there is no sampling.
+    class; `train` the training loop (the twin tiers bring one that makes fewer calls
+    into the model, printing the same). Prints exactly what the reference prints;
+    returns the losses, the samples and the timings. If on_step stops training early,
+    there is no sampling.
     """
     random.seed(config.seed)
     docs.shuffle()

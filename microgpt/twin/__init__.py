@@ -1,6 +1,7 @@
 """The vectorized twin of the scalar model, as a tier: numpy runs it here; jit/ and gpu/
 supply faster kernels for the very same model (see model.py)."""
 import random
+import time
 
 import numpy as np
 
@@ -78,6 +79,24 @@ class TwinGPT:
         return float(self.fn.train_step(self.flat, tokens, n, self.hp, self.adam_step(step),
                                         self.orders))
 
+    def train_steps(self, token_lists, first_step):
+        """Training steps first_step, first_step+1, ... on these documents (token lists,
+        one a step), in one call into the model; their losses."""
+        S, T = len(token_lists), self.config.block_size
+        tokens = np.zeros((S, T + 1), dtype=np.int64)
+        lengths = np.empty(S, dtype=np.int64)
+        schedule = np.empty((S, 3))               # Adam's per-step scalars
+        for s, ids in enumerate(token_lists):
+            n = min(T, len(ids) - 1)
+            tokens[s, :n + 1] = ids[:n + 1]
+            lengths[s] = n
+            adam = self.adam_step(first_step + s)
+            schedule[s] = adam.lr, adam.bias1, adam.bias2
+        losses = np.empty(S)
+        self.fn.train_steps(self.flat, self.kernels.to_device(tokens), lengths, schedule, self.hp,
+                            self.adam_step(first_step), self.orders, losses)
+        return losses.tolist()
+
     def new_cache(self):
         """A fresh activation workspace; its k and v rows are the KV cache."""
         return self.kernels.zeros(acts_size(self.hp))
@@ -86,6 +105,27 @@ class TwinGPT:
         token = self.kernels.to_device(np.array([token_id], dtype=np.int64))
         self.fn.sample_step(self.flat.params, cache, token, pos_id, self.hp, temperature ** -1)
         return self.kernels.to_host(acts_view(cache, self.hp).probs[pos_id]).tolist()
+
+
+def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
+    """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
+    call into the model (a chunk of about chunk_seconds), so that the Python around a
+    step is paid once a chunk. on_step is called after each chunk."""
+    from ..gpt import print_step
+    losses, chunk = [], 1
+    while len(losses) < config.steps:
+        first = len(losses)
+        count = min(chunk, config.steps - first)
+        t0 = time.perf_counter()
+        losses += model.train_steps([tok.encode(docs[(first + s) % len(docs)])
+                                     for s in range(count)], first)
+        elapsed = time.perf_counter() - t0
+        for step in range(first, first + count):
+            print_step(step, config.steps, losses[step])
+        if on_step is not None and on_step(len(losses)):
+            break
+        chunk = max(1, min(4 * chunk, int(count * chunk_seconds / max(elapsed, 1e-6))))
+    return losses
 
 
 class NumpyGPT(TwinGPT):

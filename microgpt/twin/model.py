@@ -239,6 +239,16 @@ def train_step(flat, tokens, n, hp, adam, orders):
     return A.loss[0]
 
 
+def train_steps(flat, tokens, lengths, schedule, hp, adam, orders, losses):
+    """Training steps one after another, in one call: step s trains on tokens[s]
+    (S, T+1), the first lengths[s]+1 of them, with Adam's per-step scalars schedule[s]
+    (lr, bias1, bias2; the rest as in `adam`); its loss goes to losses[s]."""
+    for s in range(tokens.shape[0]):
+        step = AdamStep(schedule[s, 0], adam.beta1, adam.beta2, adam.one_minus_beta1,
+                        adam.one_minus_beta2, schedule[s, 1], schedule[s, 2], adam.eps)
+        losses[s] = train_step(flat, tokens[s], lengths[s], hp, step, orders)
+
+
 def sample_step(params, acts, token, pos, hp, inv_temperature):
     """Next-token probabilities after `token` (1,) at position pos, into probs[pos] of
     the activations; their k and v rows 0..pos-1 are this sample's KV cache."""
@@ -248,7 +258,7 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
 
 
 MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward', 'train_step',
-                   'sample_step')
+                   'train_steps', 'sample_step')
 
 
 def bind(kernels, wrap=None):
