@@ -7,16 +7,16 @@ two million random values each). numba hands `x ** 0.5` to LLVM's pow intrinsic,
 LLVM rewrites constant exponents into exactly those shortcuts. So:
 
 - `power(x, e)` calls libm's pow, marked `nobuiltin` so that LLVM leaves it alone;
-- `square_roots(out, x)` and `squares(out, x)` are pow(x, 0.5) and pow(x, 2.0) over
-  arrays, for Adam (two per parameter per step), fast: the correctly rounded sqrt(x) or
-  x*x, whose exact error an FMA gives, in a loop LLVM vectorizes. Only when the true value lies
-  within 0.02 ulp of halfway between two floats (4 values in 100), where pow may round
-  the other way, do they call pow itself; elsewhere pow can only return that same float.
+- `square_candidates(x)`, `root_candidates(x)`: for Adam's hot loop (two pows per
+  parameter per step), the floats pow(x, 2.0) or pow(x, 0.5) can be. pow is within 0.54 ulp of
+  the true value t, so it returns r, the correctly rounded value (sqrt(x) or x*x, whose
+  exact error an FMA gives), or, where t lies within 0.04 ulp of halfway, possibly r's
+  neighbour on t's side. Adam computes its update with both and calls pow only where
+  the two differ: the same floats as Python, at vectorized speed.
 """
 import math
 
 from llvmlite import ir
-import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -55,42 +55,32 @@ def ulp(typingctx, x):
     return types.float64(types.float64), codegen
 
 
-# How far pow's result may be from the true value t, before its final rounding: glibc's
-# e_pow.c bounds it by 0.009 ulp (its exp: 0.509 ulp with the rounding) + |y log x| *
-# 1.3 * 2**-15 ulp (its log), under 0.0146 ulp for y = 0.5 or 2 and 1e-30 <= |x| <=
-# 1e30. So where the nearest float r is within 0.48 ulp of t, pow rounds to r as well;
-# only values nearer halfway (4 in 100), or outside that range, need pow itself.
-NEAR_HALFWAY = 0.48
-LOG_RANGE = (1e-30, 1e30)
+# pow's result is within 0.54 ulp of the true value t (glibc's e_pow.c), so it can only
+# be r, the nearest float, or, when t is more than 0.46 ulp from r, r's neighbour on
+# t's side. 0.45, with the room that t + r ~ 2r takes (square roots).
+NEAR_HALFWAY = 0.45
 
 
-@njit(cache=True, error_model='numpy')
-def square_roots(out, x):
-    """out[i] = pow(x[i], 0.5) for x >= 0 (out and x distinct): a vectorized pass of
-    sqrt, then pow where the true root is near halfway between two floats."""
-    near = np.empty(x.shape[0], dtype=np.bool_)
-    for i in range(x.shape[0]):
-        r = math.sqrt(x[i])                          # correctly rounded
-        residual = fma(-r, r, x[i])                  # x - r*r exactly; t - r = residual / (t + r)
-        out[i] = r
-        near[i] = ((abs(residual) > 2 * NEAR_HALFWAY * r * ulp(r))
-                   | (x[i] < LOG_RANGE[0]) | (x[i] > LOG_RANGE[1]))
-    for i in range(x.shape[0]):
-        if near[i] and x[i] != 0.0:                  # pow(0, 0.5) is 0, like sqrt
-            out[i] = power(x[i], 0.5)
+@njit(inline='always', error_model='numpy')
+def candidates(r, err, den):
+    """(r, alt) from r, the nearest float to the true value t, and t - r ~ err / den
+    (den > 0): alt is r's neighbour on t's side if pow may return it, else r; NaN
+    (unequal to everything) where r is a power of two, where the spacing changes."""
+    spacing = ulp(r)
+    neighbour = r + (spacing if err > 0 else -spacing)
+    alt = neighbour if abs(err) > NEAR_HALFWAY * spacing * den else r
+    return r, (alt if r != spacing * 2.0 ** 52 else math.nan)
 
 
-@njit(cache=True, error_model='numpy')
-def squares(out, x):
-    """out[i] = pow(x[i], 2.0) (out and x distinct): a vectorized pass of x*x, then pow
-    where the true square is near halfway between two floats."""
-    near = np.empty(x.shape[0], dtype=np.bool_)
-    for i in range(x.shape[0]):
-        r = x[i] * x[i]
-        out[i] = r
-        a = abs(x[i])
-        near[i] = ((abs(fma(x[i], x[i], -r)) > NEAR_HALFWAY * ulp(r))   # x*x - r exactly
-                   | (a < LOG_RANGE[0]) | (a > LOG_RANGE[1]))
-    for i in range(x.shape[0]):
-        if near[i] and x[i] != 0.0:                  # pow(0, 2) is 0, like 0*0
-            out[i] = power(x[i], 2.0)
+@njit(inline='always', error_model='numpy')
+def square_candidates(x):
+    """The floats pow(x, 2.0) may be: x*x, whose exact error an FMA gives."""
+    r = x * x
+    return candidates(r, fma(x, x, -r), 1.0)
+
+
+@njit(inline='always', error_model='numpy')
+def root_candidates(x):
+    """The floats pow(x, 0.5) may be, x >= 0: sqrt(x), with t - r = (x - r*r) / (t + r)."""
+    r = math.sqrt(x)
+    return candidates(r, fma(-r, r, x), 2 * r)

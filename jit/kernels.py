@@ -15,7 +15,7 @@ from numba import njit
 
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
-from .exact import power, square_roots, squares
+from .exact import power, root_candidates, square_candidates
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -282,13 +282,40 @@ def crossentropy_softmax_backward(dlogits, logits, targets, n):
 @kernel
 def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minus_beta2,
                 bias1, bias2, eps):
+    """The reference's loop body per parameter, with g ** 2 and v_hat ** 0.5 libm's pow.
+    pow may return one of two floats (exact.square_candidates, root_candidates): a
+    vectorized pass keeps each update where there is only one, and leaves the rest
+    undecided; adam_settle then takes both, and asks pow only where they differ."""
     n = params.shape[0]
-    sq, v_hat = np.empty(n), np.empty(n)
-    squares(sq, grads)                               # g ** 2
+    undecided = np.empty(n, dtype=np.bool_)
     for i in range(n):
-        m[i] = beta1 * m[i] + one_minus_beta1 * grads[i]
-        v[i] = beta2 * v[i] + one_minus_beta2 * sq[i]
-        v_hat[i] = v[i] / bias2
-    square_roots(sq, v_hat)                          # v_hat ** 0.5
+        g = grads[i]
+        m[i] = beta1 * m[i] + one_minus_beta1 * g
+        sq, sq_alt = square_candidates(g)
+        v_new = beta2 * v[i] + one_minus_beta2 * sq
+        root, root_alt = root_candidates(v_new / bias2)
+        p_new = params[i] - lr * (m[i] / bias1) / (root + eps)
+        sure = (v_new == beta2 * v[i] + one_minus_beta2 * sq_alt) & (root_alt == root)
+        undecided[i] = not sure
+        v[i] = v_new if sure else v[i]
+        params[i] = p_new if sure else params[i]
     for i in range(n):
-        params[i] -= lr * (m[i] / bias1) / (sq[i] + eps)
+        if undecided[i]:
+            v[i], params[i] = adam_settle(params[i], grads[i], m[i], v[i], lr, beta2,
+                                          one_minus_beta2, bias1, bias2, eps)
+
+
+@kernel
+def adam_settle(p, g, m, v, lr, beta2, one_minus_beta2, bias1, bias2, eps):
+    """One parameter's new v and value (m already updated), from both candidates of
+    each pow, calling pow where they give different results."""
+    sq, sq_alt = square_candidates(g)
+    v_new = beta2 * v + one_minus_beta2 * sq
+    if v_new != beta2 * v + one_minus_beta2 * sq_alt:
+        v_new = beta2 * v + one_minus_beta2 * power(g, 2.0)
+    root, root_alt = root_candidates(v_new / bias2)
+    update = lr * (m / bias1)
+    p_new = p - update / (root + eps)
+    if p_new != p - update / (root_alt + eps):
+        p_new = p - update / (power(v_new / bias2, 0.5) + eps)
+    return v_new, p_new
