@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from microgpt.twin import model
+
 from . import tuning
 from .gemm import gemm
 
@@ -111,17 +113,14 @@ def matmul_backward_weight_kernel(dw, dout, inp):
         dw[o, i] = d
 
 
+target_last = cuda.jit(device=True)(model.target_last)
+
+
 @cuda.jit
 def order_target_last_kernel(order, targets):
     t = cuda.grid(1)
-    n, V = order.shape
-    if t < n:
-        r = 0
-        for o in range(V - 1, -1, -1):
-            if o != targets[t]:
-                order[t, r] = o
-                r += 1
-        order[t, V - 1] = targets[t]
+    if t < order.shape[0]:
+        target_last(order[t], targets[t])
 
 
 @cuda.jit

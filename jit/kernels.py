@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
+from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
 from .exact import power, root_candidates, square_candidates
@@ -117,16 +118,13 @@ def matmul_backward(dinp, dw, dout, inp, w, order):
                 dw[o, i] += d * inp[t, i]
 
 
+target_last = kernel(model.target_last)
+
+
 @kernel
 def order_target_last(order, targets):
-    n, V = order.shape
-    for t in range(n):
-        r = 0
-        for o in range(V - 1, -1, -1):
-            if o != targets[t]:
-                order[t, r] = o
-                r += 1
-        order[t, V - 1] = targets[t]
+    for t in range(order.shape[0]):
+        target_last(order[t], targets[t])
 
 
 @kernel

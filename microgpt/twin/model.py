@@ -189,6 +189,19 @@ def backward_orders(hp):
                   lm_head=np.zeros((T, hp.vocab_size), dtype=np.int64))
 
 
+def target_last(order, target):
+    """order (V,): the vocabulary rows from the last to the first, but `target`, which
+    comes last: the lm_head order of one position (backward_orders). Plain loops, for
+    the jit and cuda backends to compile as a device function each."""
+    V = order.shape[0]
+    r = 0
+    for o in range(V - 1, -1, -1):
+        if o != target:
+            order[r] = o
+            r += 1
+    order[V - 1] = target
+
+
 def backward(P, G, A, dA, tokens, n, hp, orders):
     """Gradients of the mean loss over positions 0..n-1, accumulated into G (and dA),
     each node's contributions added in the scalar graph's order (backward_orders)."""
