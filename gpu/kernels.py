@@ -152,27 +152,28 @@ def attention_forward_kernel(out, att, qkv, pos0, n, n_head, scale):
 
 
 @cuda.jit
-def attention_backward_query_kernel(dqkv, dlogits, dout, qkv, n, n_head, scale):
+def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, n, n_head, scale):
     """Per (head, query row p): the gradient of its logits' dot products, and dq[p].
-    The exps are recomputed; dlogits[h, p] holds d(weights) until it is overwritten."""
+    exps[h, p] receives the row's exps, recomputed once; dlogits[h, p] holds d(weights)
+    until it is overwritten."""
     i = cuda.grid(1)
     if i < n_head * n:
         h, p = i // n, i % n
         C = qkv.shape[1] // 3
         hd = C // n_head
         hs = h * hd
+        e = exps[h, p]
         mx = -math.inf
         for s in range(p + 1):
             acc = 0.0
             for j in range(hd):
                 acc += qkv[p, hs + j] * qkv[s, C + hs + j]
-            mx = max(mx, acc * scale)
+            e[s] = acc * scale
+            mx = max(mx, e[s])
         total = 0.0
         for s in range(p + 1):
-            acc = 0.0
-            for j in range(hd):
-                acc += qkv[p, hs + j] * qkv[s, C + hs + j]
-            total += math.exp(acc * scale - mx)
+            e[s] = math.exp(e[s] - mx)
+            total += e[s]
         inv_total = math.pow(total, -1.0)
         dinv = -math.pow(total, -2.0)
         dtotal = 0.0
@@ -181,16 +182,9 @@ def attention_backward_query_kernel(dqkv, dlogits, dout, qkv, n, n_head, scale):
             for j in range(hd - 1, -1, -1):
                 acc += qkv[s, 2 * C + hs + j] * dout[p, hs + j]
             dlogits[h, p, s] = acc                         # d(weight)
-            logit = 0.0
-            for j in range(hd):
-                logit += qkv[p, hs + j] * qkv[s, C + hs + j]
-            dtotal += dinv * (math.exp(logit * scale - mx) * acc)
+            dtotal += dinv * (e[s] * acc)
         for s in range(p, -1, -1):
-            logit = 0.0
-            for j in range(hd):
-                logit += qkv[p, hs + j] * qkv[s, C + hs + j]
-            e = math.exp(logit * scale - mx)
-            dl = scale * (e * (inv_total * dlogits[h, p, s] + dtotal))
+            dl = scale * (e[s] * (inv_total * dlogits[h, p, s] + dtotal))
             dlogits[h, p, s] = dl
             for j in range(hd):
                 dqkv[p, hs + j] += qkv[s, C + hs + j] * dl
@@ -377,11 +371,12 @@ class CudaKernels:
 
     def attention_backward(self, dqkv, dout, qkv, att, n, n_head, scale):
         shape = att.shape
-        if shape not in self.attention_scratch:           # the logits' gradient, (H,T,T)
-            self.attention_scratch[shape] = cuda.device_array(shape, dtype=self.dtype)
-        dlogits = self.attention_scratch[shape]
+        if shape not in self.attention_scratch:   # the logits' gradient and exps, (H,T,T) each
+            self.attention_scratch[shape] = cuda.device_array((2,) + shape, dtype=self.dtype)
+        scratch = self.attention_scratch[shape]
+        dlogits, exps = scratch[0], scratch[1]
         grid = _blocks(n_head * n)
-        attention_backward_query_kernel[grid](dqkv, dlogits, dout, qkv, n, n_head, scale)
+        attention_backward_query_kernel[grid](dqkv, dlogits, exps, dout, qkv, n, n_head, scale)
         attention_backward_key_kernel[grid](dqkv, dlogits, dout, qkv, att, n, n_head)
 
     def relu_forward(self, out, inp):

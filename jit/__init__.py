@@ -99,15 +99,13 @@ class JitGPT(TwinGPT):
         """Compile the model's entry points for these types, or load them from the cache."""
         t0 = time.perf_counter()
         typeof = numba.typeof
-        tokens, hp = typeof(np.zeros(1, dtype=np.int64)), typeof(self.hp)
-        flat = typeof(self.flat.params)
-        self.fn.train_step.compile((typeof(self.flat), tokens, typeof(0), hp,
-                                    typeof(self.adam_step(0)), typeof(self.orders)))
-        self.fn.sample_step.compile((flat, flat, tokens, typeof(0), hp, typeof(1.0)))
-        ints, floats = typeof(np.zeros(1, dtype=np.int64)), typeof(np.zeros(1))
-        self.fn.train_steps.compile((typeof(self.flat), typeof(np.zeros((1, 1), dtype=np.int64)),
-                                     ints, typeof(np.zeros((1, 1))), hp, typeof(self.adam_step(0)),
-                                     typeof(self.orders), floats))
+        ints, floats = typeof(np.zeros(1, dtype=np.int64)), typeof(self.flat.params)
+        flat, hp, adam, orders = (typeof(x) for x in (self.flat, self.hp, self.adam_step(0),
+                                                       self.orders))
+        self.fn.train_step.compile((flat, ints, typeof(0), hp, adam, orders))
+        self.fn.sample_step.compile((floats, floats, ints, typeof(0), hp, typeof(1.0)))
+        self.fn.train_steps.compile((flat, typeof(np.zeros((1, 1), dtype=np.int64)), ints,
+                                     typeof(np.zeros((1, 1))), hp, adam, orders, floats))
         stats = self.fn.train_step.stats
         hit = sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values())
         os.makedirs(cache_folder(), exist_ok=True)

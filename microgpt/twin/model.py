@@ -35,7 +35,8 @@ Flat = namedtuple('Flat', 'params grads m v acts dacts')
 AdamStep = namedtuple('AdamStep', 'lr beta1 beta2 one_minus_beta1 one_minus_beta2 bias1 bias2 eps')
 
 # Parameters (and, same layout, their gradients): views of a flat array. Per-layer
-# weights are stacked, layer first: attn_wq[l] is layer l's (C,C) matrix.
+# weights are stacked, layer first: attn_wo[l] is layer l's (C,C) matrix, attn_qkv[l]
+# its attn_wq, attn_wk and attn_wv one above the other.
 Params = namedtuple('Params', [
     'wte', 'wpe', 'lm_head',                       # (V,C), (T,C), (V,C)
     'attn_qkv',                                    # (L,3C,C) attn_wq, attn_wk, attn_wv
