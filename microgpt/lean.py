@@ -24,7 +24,7 @@ import random
 import sys
 from functools import reduce
 from itertools import repeat
-from operator import add, mul, sub, truediv
+from operator import add, mul
 
 from .config import RMS_EPS, param_shapes
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import ROOT, run_cli
-from microgpt import checkpoint, data
+from microgpt import checkpoint
 
 CPU_TIERS = ['scalar', 'lean', 'numpy', 'jit']
 TRAIN = ['--steps', '12', '--num-samples', '2', '--n-embd', '8', '--n-head', '2',
