@@ -35,22 +35,37 @@ def zero_kernel(x):
 
 
 @cuda.jit
-def encoder_forward_kernel(out, tokens, pos0, wte, wpe):
+def pack_batch_kernel(tokens_out, targets, pos, ndoc, tokens, lengths):
+    b = cuda.grid(1)                  # one thread per document
+    if b < tokens.shape[0]:
+        r = 0
+        for d in range(b):            # its first row: the rows of the documents before it
+            r += lengths[d]
+        n = lengths[b]
+        for t in range(n):
+            tokens_out[r + t] = tokens[b, t]
+            targets[r + t] = tokens[b, t + 1]
+            pos[r + t] = t
+            ndoc[r + t] = n
+
+
+@cuda.jit
+def encoder_forward_kernel(out, tokens, pos, wte, wpe):
     i = cuda.grid(1)
     n, C = out.shape
     if i < n * C:
         t, c = i // C, i % C
-        out[t, c] = wte[tokens[t], c] + wpe[pos0 + t, c]
+        out[t, c] = wte[tokens[t], c] + wpe[pos[t], c]
 
 
 @cuda.jit
-def encoder_backward_kernel(dwte, dwpe, dout, tokens):
+def encoder_backward_kernel(dwte, dwpe, dout, tokens, pos):
     c = cuda.grid(1)                  # one thread per column: a repeated token is no race
     n, C = dout.shape
     if c < C:
-        for t in range(n - 1, -1, -1):    # positions last to first
+        for t in range(n - 1, -1, -1):    # rows last to first
             dwte[tokens[t], c] += dout[t, c]
-            dwpe[t, c] += dout[t, c]
+            dwpe[pos[t], c] += dout[t, c]
 
 
 @cuda.jit
@@ -87,22 +102,23 @@ def rmsnorm_backward_kernel(dinp, dout, inp, rstd, inv_C, eps):
 
 
 @cuda.jit
-def matmul_backward_input_kernel(dinp, dout, w, order):
-    """dinp[t, i] += w[o, i] * dout[t, o] for o in order[t], in that order."""
+def matmul_backward_input_kernel(dinp, dout, w, order, which):
+    """dinp[t, i] += w[o, i] * dout[t, o] for o in order[which[t]], in that order."""
     e = cuda.grid(1)
     n, I = dinp.shape
     if e < n * I:
         t, i = e // I, e % I
         d = dinp[t, i]
+        k = which[t]
         for r in range(order.shape[1]):
-            o = order[t, r]
+            o = order[k, r]
             d += w[o, i] * dout[t, o]
         dinp[t, i] = d
 
 
 @cuda.jit
 def matmul_backward_weight_kernel(dw, dout, inp):
-    """dw[o, i] += inp[t, i] * dout[t, o] for t from the last position to the first."""
+    """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first."""
     e = cuda.grid(1)
     O, I = dw.shape
     if e < O * I:
@@ -124,50 +140,55 @@ def order_target_last_kernel(order, targets):
 
 
 @cuda.jit
-def attention_forward_kernel(out, att, qkv, pos0, n, n_head, scale):
+def attention_forward_kernel(out, att, qkv, pos, a, n, n_head, scale):
+    """Query row r = a+i at position p = pos[i] reads the key rows r-p .. r of its
+    document: key position s is row r-p+s."""
     i = cuda.grid(1)                  # one thread per (head, query row)
     if i < n_head * n:
-        h, p = i // n, pos0 + i % n
+        h, r, p = i // n, a + i % n, pos[i % n]
+        r0 = r - p
         C = qkv.shape[1] // 3
         hs = h * (C // n_head)
         mx = -math.inf
         for s in range(p + 1):
             acc = 0.0
             for j in range(C // n_head):
-                acc += qkv[p, hs + j] * qkv[s, C + hs + j]
-            att[h, p, s] = acc * scale
-            mx = max(mx, att[h, p, s])
+                acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
+            att[h, r, s] = acc * scale
+            mx = max(mx, att[h, r, s])
         total = 0.0
         for s in range(p + 1):
-            att[h, p, s] = math.exp(att[h, p, s] - mx)
-            total += att[h, p, s]
+            att[h, r, s] = math.exp(att[h, r, s] - mx)
+            total += att[h, r, s]
         inv_total = math.pow(total, -1.0)
         for s in range(p + 1):
-            att[h, p, s] *= inv_total
+            att[h, r, s] *= inv_total
         for j in range(C // n_head):
             acc = 0.0
             for s in range(p + 1):
-                acc += att[h, p, s] * qkv[s, 2 * C + hs + j]
-            out[p, hs + j] = acc
+                acc += att[h, r, s] * qkv[r0 + s, 2 * C + hs + j]
+            out[r, hs + j] = acc
 
 
 @cuda.jit
-def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, n, n_head, scale):
-    """Per (head, query row p): the gradient of its logits' dot products, and dq[p].
-    exps[h, p] receives the row's exps, recomputed once; dlogits[h, p] holds d(weights)
+def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, pos, n, n_head, scale):
+    """Per (head, query row r): the gradient of its logits' dot products, and dq[r].
+    exps[h, r] receives the row's exps, recomputed once; dlogits[h, r] holds d(weights)
     until it is overwritten."""
     i = cuda.grid(1)
     if i < n_head * n:
-        h, p = i // n, i % n
+        h, r = i // n, i % n
+        p = pos[r]
+        r0 = r - p
         C = qkv.shape[1] // 3
         hd = C // n_head
         hs = h * hd
-        e = exps[h, p]
+        e = exps[h, r]
         mx = -math.inf
         for s in range(p + 1):
             acc = 0.0
             for j in range(hd):
-                acc += qkv[p, hs + j] * qkv[s, C + hs + j]
+                acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
             e[s] = acc * scale
             mx = max(mx, e[s])
         total = 0.0
@@ -180,29 +201,34 @@ def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, n, n_head, s
         for s in range(p, -1, -1):
             acc = 0.0
             for j in range(hd - 1, -1, -1):
-                acc += qkv[s, 2 * C + hs + j] * dout[p, hs + j]
-            dlogits[h, p, s] = acc                         # d(weight)
+                acc += qkv[r0 + s, 2 * C + hs + j] * dout[r, hs + j]
+            dlogits[h, r, s] = acc                         # d(weight)
             dtotal += dinv * (e[s] * acc)
         for s in range(p, -1, -1):
-            dl = scale * (e[s] * (inv_total * dlogits[h, p, s] + dtotal))
-            dlogits[h, p, s] = dl
+            dl = scale * (e[s] * (inv_total * dlogits[h, r, s] + dtotal))
+            dlogits[h, r, s] = dl
             for j in range(hd):
-                dqkv[p, hs + j] += qkv[s, C + hs + j] * dl
+                dqkv[r, hs + j] += qkv[r0 + s, C + hs + j] * dl
 
 
 @cuda.jit
-def attention_backward_key_kernel(dqkv, dlogits, dout, qkv, att, n, n_head):
-    """Per (head, key row s): dk[s] and dv[s], from the queries p >= s, last first."""
+def attention_backward_key_kernel(dqkv, dlogits, dout, qkv, att, pos, n, n_head):
+    """Per (head, key row k): dk[k] and dv[k], from the query rows of its document at
+    its position and later, last first."""
     i = cuda.grid(1)
     if i < n_head * n:
-        h, s = i // n, i % n
+        h, k = i // n, i % n
+        s = pos[k]                    # the key's position: its column in a query's weights
         C = qkv.shape[1] // 3
         hs = h * (C // n_head)
-        for p in range(n - 1, s - 1, -1):
-            dl, w = dlogits[h, p, s], att[h, p, s]
+        last = k                      # the document's last row
+        while last + 1 < n and pos[last + 1] == pos[last] + 1:
+            last += 1
+        for r in range(last, k - 1, -1):
+            dl, w = dlogits[h, r, s], att[h, r, s]
             for j in range(C // n_head):
-                dqkv[s, C + hs + j] += qkv[p, hs + j] * dl
-                dqkv[s, 2 * C + hs + j] += w * dout[p, hs + j]
+                dqkv[k, C + hs + j] += qkv[r, hs + j] * dl
+                dqkv[k, 2 * C + hs + j] += w * dout[r, hs + j]
 
 
 @cuda.jit
@@ -268,19 +294,25 @@ def crossentropy_forward_kernel(losses, probs, targets):
 
 
 @cuda.jit
-def mean_kernel(loss, losses):
-    if cuda.grid(1) == 0:             # n <= block_size: one thread sums, in order
+def batch_mean_kernel(loss, losses, ndoc, inv_batch):
+    if cuda.grid(1) == 0:             # a few hundred losses: one thread sums, in order
         n = losses.shape[0]
         total = 0.0
-        for t in range(n):
-            total += losses[t]
-        loss[0] = total * (1 / n)
+        t = 0
+        while t < n:                  # the batch's documents, in order
+            m = ndoc[t]
+            doc = 0.0
+            for u in range(t, t + m):
+                doc += losses[u]
+            total += doc * (1 / m)
+            t += m
+        loss[0] = total * inv_batch
 
 
 @cuda.jit
-def crossentropy_softmax_backward_kernel(dlogits, logits, targets, n):
+def crossentropy_softmax_backward_kernel(dlogits, logits, targets, ndoc, inv_batch):
     t = cuda.grid(1)
-    V = logits.shape[1]
+    n, V = logits.shape
     if t < n:
         mx = -math.inf
         for c in range(V):
@@ -291,7 +323,7 @@ def crossentropy_softmax_backward_kernel(dlogits, logits, targets, n):
         inv_total = math.pow(total, -1.0)
         target = targets[t]
         e_target = math.exp(logits[t, target] - mx)
-        dp = (1 / (e_target * inv_total)) * -(1 / n)
+        dp = (1 / (e_target * inv_total)) * -((1 / ndoc[t]) * inv_batch)
         dtotal = -math.pow(total, -2.0) * (e_target * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal
@@ -340,11 +372,16 @@ class CudaKernels:
     def zero(self, x):
         zero_kernel[_blocks(x.shape[0])](x)
 
-    def encoder_forward(self, out, tokens, pos0, wte, wpe):
-        encoder_forward_kernel[_blocks(out.size)](out, tokens, pos0, wte, wpe)
+    def pack_batch(self, batch, tokens, lengths):
+        """tokens: on the device; lengths: the host's (the row count comes back at once)."""
+        pack_batch_kernel[_blocks(tokens.shape[0])](*batch, tokens, cuda.to_device(lengths))
+        return int(lengths.sum())
 
-    def encoder_backward(self, dwte, dwpe, dout, tokens):
-        encoder_backward_kernel[_blocks(dout.shape[1])](dwte, dwpe, dout, tokens)
+    def encoder_forward(self, out, tokens, pos, wte, wpe):
+        encoder_forward_kernel[_blocks(out.size)](out, tokens, pos, wte, wpe)
+
+    def encoder_backward(self, dwte, dwpe, dout, tokens, pos):
+        encoder_backward_kernel[_blocks(dout.shape[1])](dwte, dwpe, dout, tokens, pos)
 
     def rmsnorm_forward(self, out, rstd, inp, inv_C, eps):
         rmsnorm_forward_kernel[_blocks(inp.shape[0])](out, rstd, inp, inv_C, eps)
@@ -355,29 +392,30 @@ class CudaKernels:
     def matmul_forward(self, out, inp, w):
         gemm(out, inp, w, form='nt', kernel=self.gemm_kernel)                # inp @ w.T
 
-    def matmul_backward(self, dinp, dw, dout, inp, w, order):
+    def matmul_backward(self, dinp, dw, dout, inp, w, order, which):
         if self.dtype != np.float64:      # fp32, tc: the GEMMs, in their own order
             gemm(dinp, dout, w, form='nn', kernel=self.gemm_kernel, accumulate=True)
             gemm(dw, dout, inp, form='tn', kernel=self.gemm_kernel, accumulate=True)
             return
-        matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order)
+        matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order, which)
         matmul_backward_weight_kernel[_blocks(dw.size)](dw, dout, inp)
 
     def order_target_last(self, order, targets):
         order_target_last_kernel[_blocks(order.shape[0])](order, targets)
 
-    def attention_forward(self, out, att, qkv, pos0, n, n_head, scale):
-        attention_forward_kernel[_blocks(n_head * n)](out, att, qkv, pos0, n, n_head, scale)
+    def attention_forward(self, out, att, qkv, pos, a, n, n_head, scale):
+        attention_forward_kernel[_blocks(n_head * n)](out, att, qkv, pos, a, n, n_head, scale)
 
-    def attention_backward(self, dqkv, dout, qkv, att, n, n_head, scale):
+    def attention_backward(self, dqkv, dout, qkv, att, pos, n, n_head, scale):
         shape = att.shape
-        if shape not in self.attention_scratch:   # the logits' gradient and exps, (H,T,T) each
+        if shape not in self.attention_scratch:   # the logits' gradient and exps, (H,R,T) each
             self.attention_scratch[shape] = cuda.device_array((2,) + shape, dtype=self.dtype)
         scratch = self.attention_scratch[shape]
         dlogits, exps = scratch[0], scratch[1]
         grid = _blocks(n_head * n)
-        attention_backward_query_kernel[grid](dqkv, dlogits, exps, dout, qkv, n, n_head, scale)
-        attention_backward_key_kernel[grid](dqkv, dlogits, dout, qkv, att, n, n_head)
+        attention_backward_query_kernel[grid](dqkv, dlogits, exps, dout, qkv, pos, n, n_head,
+                                              scale)
+        attention_backward_key_kernel[grid](dqkv, dlogits, dout, qkv, att, pos, n, n_head)
 
     def relu_forward(self, out, inp):
         relu_forward_kernel[_blocks(inp.size)](out, inp)
@@ -394,12 +432,13 @@ class CudaKernels:
     def softmax_forward(self, probs, logits, inv_temperature):
         softmax_forward_kernel[_blocks(logits.shape[0])](probs, logits, inv_temperature)
 
-    def crossentropy_forward(self, losses, loss, probs, targets):
+    def crossentropy_forward(self, losses, loss, probs, targets, ndoc, inv_batch):
         crossentropy_forward_kernel[_blocks(losses.shape[0])](losses, probs, targets)
-        mean_kernel[1, 1](loss, losses)
+        batch_mean_kernel[1, 1](loss, losses, ndoc, inv_batch)
 
-    def crossentropy_softmax_backward(self, dlogits, logits, targets, n):
-        crossentropy_softmax_backward_kernel[_blocks(n)](dlogits, logits, targets, n)
+    def crossentropy_softmax_backward(self, dlogits, logits, targets, ndoc, inv_batch):
+        crossentropy_softmax_backward_kernel[_blocks(logits.shape[0])](dlogits, logits, targets,
+                                                                      ndoc, inv_batch)
 
     def adam_update(self, params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
                     one_minus_beta2, bias1, bias2, eps):

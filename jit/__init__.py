@@ -102,11 +102,11 @@ class JitGPT(TwinGPT):
         ints, floats = typeof(np.zeros(1, dtype=np.int64)), typeof(self.flat.params)
         flat, hp, adam, orders = (typeof(x) for x in (self.flat, self.hp, self.adam_step(0),
                                                        self.orders))
-        self.fn.train_step.compile((flat, ints, typeof(0), hp, adam, orders))
-        self.fn.sample_step.compile((floats, floats, ints, typeof(0), hp, typeof(1.0)))
-        self.fn.train_steps.compile((flat, typeof(np.zeros((1, 1), dtype=np.int64)), ints,
+        self.fn.sample_step.compile((floats, floats, ints, ints, hp, typeof(1.0)))
+        tokens, lengths = np.zeros((1, 1, 1), dtype=np.int64), np.zeros((1, 1), dtype=np.int64)
+        self.fn.train_steps.compile((flat, typeof(self.batch), typeof(tokens), typeof(lengths),
                                      typeof(np.zeros((1, 1))), hp, adam, orders, floats))
-        stats = self.fn.train_step.stats
+        stats = self.fn.train_steps.stats
         hit = sum(stats.cache_hits.values()) and not sum(stats.cache_misses.values())
         os.makedirs(cache_folder(), exist_ok=True)
         with open(os.path.join(cache_folder(), READY), 'w'):
@@ -124,10 +124,6 @@ class JitGPT(TwinGPT):
             print(f"microgpt: the jit tier is compiled ({now - self.waiting_since:.1f} s); "
                   f"it takes over at step {step + 1}", file=sys.stderr)
             self.load()
-
-    def train_step(self, tokens, step):
-        self.use_compiled_when_ready(step)
-        return super().train_step(tokens, step)
 
     def train_steps(self, token_lists, first_step):
         self.use_compiled_when_ready(first_step)

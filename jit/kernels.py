@@ -30,22 +30,36 @@ def zero(x):
 
 
 @kernel
-def encoder_forward(out, tokens, pos0, wte, wpe):
-    n, C = out.shape
-    for t in range(n):
-        tok = tokens[t]
-        for c in range(C):
-            out[t, c] = wte[tok, c] + wpe[pos0 + t, c]
+def pack_batch(batch, tokens, lengths):
+    r = 0
+    for b in range(tokens.shape[0]):
+        n = lengths[b]
+        for t in range(n):
+            batch.tokens[r] = tokens[b, t]
+            batch.targets[r] = tokens[b, t + 1]
+            batch.pos[r] = t
+            batch.ndoc[r] = n
+            r += 1
+    return r
 
 
 @kernel
-def encoder_backward(dwte, dwpe, dout, tokens):
+def encoder_forward(out, tokens, pos, wte, wpe):
+    n, C = out.shape
+    for t in range(n):
+        tok, p = tokens[t], pos[t]
+        for c in range(C):
+            out[t, c] = wte[tok, c] + wpe[p, c]
+
+
+@kernel
+def encoder_backward(dwte, dwpe, dout, tokens, pos):
     n, C = dout.shape
-    for t in range(n - 1, -1, -1):        # positions last to first
-        tok = tokens[t]
+    for t in range(n - 1, -1, -1):        # rows last to first
+        tok, p = tokens[t], pos[t]
         for c in range(C):
             dwte[tok, c] += dout[t, c]
-            dwpe[t, c] += dout[t, c]
+            dwpe[p, c] += dout[t, c]
 
 
 @kernel
@@ -102,12 +116,13 @@ def matmul_forward(out, inp, w):
 
 
 @kernel
-def matmul_backward(dinp, dw, dout, inp, w, order):
+def matmul_backward(dinp, dw, dout, inp, w, order, which):
     n, I = inp.shape
     O = w.shape[0]
     for t in range(n):
+        k = which[t]
         for r in range(O):
-            o = order[t, r]
+            o = order[k, r]
             d = dout[t, o]
             for i in range(I):
                 dinp[t, i] += w[o, i] * d
@@ -128,19 +143,22 @@ def order_target_last(order, targets):
 
 
 @kernel
-def attention_forward(out, att, qkv, pos0, n, n_head, scale):
-    """Causal attention of query rows pos0..pos0+n-1 over key rows 0..own position."""
+def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
+    """Causal attention of query rows a..a+n-1, at positions pos (n,), over the key
+    rows of their document up to their own: row r's key position s is row r-pos+s."""
     C = qkv.shape[1] // 3
     hd = C // n_head
     for h in range(n_head):
         hs = h * hd
-        for p in range(pos0, pos0 + n):
-            w = att[h, p]
+        for i in range(n):
+            r, p = a + i, pos[i]
+            r0 = r - p                    # the document's first row
+            w = att[h, r]
             mx = -math.inf
             for s in range(p + 1):
                 acc = 0.0
                 for j in range(hd):
-                    acc += qkv[p, hs + j] * qkv[s, C + hs + j]
+                    acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
                 w[s] = acc * scale
                 mx = max(mx, w[s])
             total = 0.0
@@ -153,25 +171,28 @@ def attention_forward(out, att, qkv, pos0, n, n_head, scale):
             for j in range(hd):
                 acc = 0.0
                 for s in range(p + 1):
-                    acc += w[s] * qkv[s, 2 * C + hs + j]
-                out[p, hs + j] = acc
+                    acc += w[s] * qkv[r0 + s, 2 * C + hs + j]
+                out[r, hs + j] = acc
 
 
 @kernel
-def attention_backward(dqkv, dout, qkv, att, n, n_head, scale):
+def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
     C = qkv.shape[1] // 3
     hd = C // n_head
-    e = np.empty(n)                       # the query row's exps, recomputed
-    dw = np.empty(n)                      # d(weights)
-    dl = np.empty(n)                      # d(q . k), the logit before its scale
+    T = att.shape[2]
+    e = np.empty(T)                       # the query row's exps, recomputed
+    dw = np.empty(T)                      # d(weights)
+    dl = np.empty(T)                      # d(q . k), the logit before its scale
     for h in range(n_head):
         hs = h * hd
-        for p in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
+        for r in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
+            p = pos[r]
+            r0 = r - p
             mx = -math.inf
             for s in range(p + 1):
                 acc = 0.0
                 for j in range(hd):
-                    acc += qkv[p, hs + j] * qkv[s, C + hs + j]
+                    acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
                 e[s] = acc * scale
                 mx = max(mx, e[s])
             total = 0.0
@@ -184,16 +205,17 @@ def attention_backward(dqkv, dout, qkv, att, n, n_head, scale):
             for s in range(p, -1, -1):
                 acc = 0.0
                 for j in range(hd - 1, -1, -1):
-                    acc += qkv[s, 2 * C + hs + j] * dout[p, hs + j]
+                    acc += qkv[r0 + s, 2 * C + hs + j] * dout[r, hs + j]
                 dw[s] = acc
                 dtotal += dinv * (e[s] * acc)
             for s in range(p, -1, -1):
                 dl[s] = scale * (e[s] * (inv_total * dw[s] + dtotal))
-                w = att[h, p, s]
+                w = att[h, r, s]
+                k = r0 + s
                 for j in range(hd):
-                    dqkv[p, hs + j] += qkv[s, C + hs + j] * dl[s]
-                    dqkv[s, C + hs + j] += qkv[p, hs + j] * dl[s]
-                    dqkv[s, 2 * C + hs + j] += w * dout[p, hs + j]
+                    dqkv[r, hs + j] += qkv[k, C + hs + j] * dl[s]
+                    dqkv[k, C + hs + j] += qkv[r, hs + j] * dl[s]
+                    dqkv[k, 2 * C + hs + j] += w * dout[r, hs + j]
 
 
 @kernel
@@ -247,18 +269,24 @@ def softmax_forward(probs, logits, inv_temperature):
 
 
 @kernel
-def crossentropy_forward(losses, loss, probs, targets):
+def crossentropy_forward(losses, loss, probs, targets, ndoc, inv_batch):
     n = losses.shape[0]
     total = 0.0
-    for t in range(n):
-        losses[t] = -math.log(probs[t, targets[t]])
-        total += losses[t]
-    loss[0] = total * (1 / n)
+    t = 0
+    while t < n:                          # the batch's documents, in order
+        m = ndoc[t]
+        doc = 0.0
+        for u in range(t, t + m):
+            losses[u] = -math.log(probs[u, targets[u]])
+            doc += losses[u]
+        total += doc * (1 / m)
+        t += m
+    loss[0] = total * inv_batch
 
 
 @kernel
-def crossentropy_softmax_backward(dlogits, logits, targets, n):
-    V = logits.shape[1]
+def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
+    n, V = logits.shape
     e = np.empty(V)
     for t in range(n):
         mx = -math.inf
@@ -270,7 +298,7 @@ def crossentropy_softmax_backward(dlogits, logits, targets, n):
             total += e[c]
         inv_total = power(total, -1.0)
         target = targets[t]
-        dp = (1 / (e[target] * inv_total)) * -(1 / n)
+        dp = (1 / (e[target] * inv_total)) * -((1 / ndoc[t]) * inv_batch)
         dtotal = -power(total, -2.0) * (e[target] * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal

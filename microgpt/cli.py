@@ -54,6 +54,8 @@ def build_parser():
                    '(default: ./input.txt, $MICROGPT_DATA, the cached or downloaded names.txt)')
     p.add_argument('--seed', type=int, default=d.seed)
     p.add_argument('--steps', type=int, default=d.steps)
+    p.add_argument('--batch-size', type=int, default=d.batch_size,
+                   help='documents per step (default: 1, as the reference)')
     p.add_argument('--n-layer', type=int, default=d.n_layer)
     p.add_argument('--n-embd', type=int, default=d.n_embd)
     p.add_argument('--n-head', type=int, default=d.n_head)
@@ -212,8 +214,9 @@ def main(argv=None):
 
 def train_main(argv):
     args = build_parser().parse_args(argv)
-    config = GPTConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer,
-                       n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size,
+    config = GPTConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+                       n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head,
+                       block_size=args.block_size,
                        temperature=args.temperature, num_samples=args.num_samples)
     tier, Model = pick_tier(args.tier, args.precision)
     if args.json and args.save and os.path.abspath(args.json) == os.path.abspath(args.save):

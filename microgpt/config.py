@@ -18,7 +18,8 @@ class GPTConfig:
     Immutable; GPTConfig(n_layer=2) overrides a default; asdict() for reports.
     """
     seed: int = 42             # the reference seeds Python's `random` with 42
-    steps: int = 1000          # the reference trains for 1000 steps, one document each
+    steps: int = 1000          # the reference trains for 1000 steps
+    batch_size: int = 1        # documents per step: the reference trains on one at a time
     n_layer: int = 1           # depth: one transformer block
     n_embd: int = 16           # width of the residual stream
     n_head: int = 4            # attention heads; head_dim = n_embd // n_head = 4
@@ -41,7 +42,7 @@ class GPTConfig:
             allowed = (int, float) if kind is float else int
             if isinstance(value, bool) or not isinstance(value, allowed):
                 raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
-        for name in ('steps', 'n_layer', 'n_embd', 'n_head', 'block_size'):
+        for name in ('steps', 'batch_size', 'n_layer', 'n_embd', 'n_head', 'block_size'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.num_samples < 0:

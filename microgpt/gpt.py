@@ -236,7 +236,7 @@ def adam_update(params, m, v, step, config):
 
 class ScalarGPT:
     """The scalar tier. Every tier offers this interface to train() and sample():
-    __init__(config, vocab_size) draws the weights; num_params; train_step(tokens, step)
+    __init__(config, vocab_size) draws the weights; num_params; train_step(batch, step)
     -> loss; new_cache(); next_probs(token_id, pos_id, cache, temperature) -> floats;
     and export_params() / load_params(params) for checkpoints."""
 
@@ -277,9 +277,16 @@ class ScalarGPT:
             losses.append(-probs[target_id].log())
         return (1 / n) * sum(losses)   # the mean loss over the document
 
-    def train_step(self, tokens, step):
-        """Forward, backward, update; return the loss."""
-        loss = self.forward_loss(tokens)
+    def step_loss(self, batch):
+        """A training step's loss, the root of its graph, from a batch of documents
+        (token lists). One document, as in the reference: its loss. More: the mean of
+        theirs, (1 / B) * sum(doc_losses)."""
+        doc_losses = [self.forward_loss(tokens) for tokens in batch]
+        return doc_losses[0] if len(batch) == 1 else (1 / len(batch)) * sum(doc_losses)
+
+    def train_step(self, batch, step):
+        """Forward, backward (one, for the whole batch), update; return the loss."""
+        loss = self.step_loss(batch)
         loss.backward()
         adam_update(self.params, self.m, self.v, step, self.config)
         return loss.data
@@ -292,15 +299,21 @@ class ScalarGPT:
 
 
 # ---------------------------------------------------------------------------------------
-# The run: shuffle, train one document per step, then sample. Shared by every tier.
+# The run: shuffle, train (one document per step, as the reference, or a batch), then
+# sample. Shared by every tier.
+
+def step_batch(docs, tok, step, batch_size):
+    """Step `step`'s documents, as token lists: the batch_size documents that follow the
+    previous step's, wrapping around. The reference's batch is one: docs[step % len]."""
+    return [tok.encode(docs[(step * batch_size + b) % len(docs)]) for b in range(batch_size)]
+
 
 def train(model, docs, tok, config, on_step=None):
     """Train for config.steps steps, printing each loss like the reference; return them.
     on_step(steps_done), if given, is called after each step; it returns True to stop."""
     losses = []
     for step in range(config.steps):
-        doc = docs[step % len(docs)]
-        loss = model.train_step(tok.encode(doc), step)
+        loss = model.train_step(step_batch(docs, tok, step, config.batch_size), step)
         losses.append(loss)
         print_step(step, config.steps, loss)
         if on_step is not None and on_step(step + 1):
@@ -364,8 +377,8 @@ def run(config, docs, Model=ScalarGPT, on_step=None, train=train):
 # ---------------------------------------------------------------------------------------
 # Run alone, this file is the reference program: its hyperparameters, on input.txt.
 
-REFERENCE = dict(seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
-                 temperature=0.5, num_samples=20, init_std=0.08, learning_rate=0.01,
+REFERENCE = dict(seed=42, steps=1000, batch_size=1, n_layer=1, n_embd=16, n_head=4,
+                 block_size=16, temperature=0.5, num_samples=20, init_std=0.08, learning_rate=0.01,
                  beta1=0.85, beta2=0.99, eps_adam=1e-8)   # config.GPTConfig's defaults
 
 

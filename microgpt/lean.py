@@ -274,18 +274,25 @@ class LeanGPT:
             x = residual(x, x_residual, tape)
         return linear(x, sd['lm_head'], sdT['lm_head'], rec('lm_head'), tape)
 
-    def train_step(self, tokens, step):
-        n = min(self.config.block_size, len(tokens) - 1)
-        keys, values = self.new_cache()
+    def train_step(self, batch, step):
+        """Forward every document of the batch onto one tape, then one backward pass and
+        one update. A position's loss reaches the step's through its document's mean
+        (1/n) and the batch's (1/B: one document's loss is the step's)."""
         tape = []
         records = {name: ([], []) for name in self.transposed}
-        total = 0.0                       # the losses' sum, added as positions go
-        for pos_id in range(n):
-            logits = self.forward(tokens[pos_id], pos_id, keys, values, tape, records)
-            loss_t = cross_entropy(logits, tokens[pos_id + 1], tape)
-            total += loss_t.data[0]
-            loss_t.grad = [1 / n]         # d(mean loss)/d(loss_t): backward starts here
-        del keys, values
+        inv_batch = 1 / len(batch)
+        step_loss = 0.0
+        for tokens in batch:
+            n = min(self.config.block_size, len(tokens) - 1)
+            keys, values = self.new_cache()
+            total = 0.0                   # the losses' sum, added as positions go
+            for pos_id in range(n):
+                logits = self.forward(tokens[pos_id], pos_id, keys, values, tape, records)
+                loss_t = cross_entropy(logits, tokens[pos_id + 1], tape)
+                total += loss_t.data[0]
+                loss_t.grad = [(1 / n) * inv_batch]   # d(step loss)/d(loss_t): backward starts here
+            step_loss += total * (1 / n)
+            del keys, values
         while tape:                       # backward: reverse creation order
             backward, out, *saved = tape.pop()
             if out.grad is not None:      # no gradient reached it: nothing flows back
@@ -294,7 +301,7 @@ class LeanGPT:
             self.grads[name] = weight_grad(record)
         del records
         self.adam_update(step)
-        return total * (1 / n)
+        return step_loss * inv_batch
 
     def adam_update(self, step):
         """The reference's Adam, element by element, a row at a time in place (one

@@ -113,6 +113,18 @@ def test_cuda_kernels_match_numpy_kernels(op):
         check_tensor(f'{op}: d{name}', got[name], expected[name], 0.0)
 
 
+def test_cuda_pack_batch():
+    from microgpt.twin.model import Batch
+    tokens = np.array([[0, 5, 6, 7], [0, 9, 0, 0], [0, 2, 3, 0]], dtype=np.int64)   # (B,T+1)
+    lengths = np.array([3, 1, 2], dtype=np.int64)
+    expected = Batch(*(np.full(8, -1, dtype=np.int64) for _ in Batch._fields))
+    numpy_kernels.pack_batch(expected, tokens, lengths)
+    batch = Batch(*(cuda.to_device(np.full(8, -1, dtype=np.int64)) for _ in Batch._fields))
+    assert CudaKernels('fp64').pack_batch(batch, cuda.to_device(tokens), lengths) == 6
+    for got, want in zip(batch, expected):
+        assert got.copy_to_host().tolist() == want.tolist()
+
+
 def test_cuda_adam_update():
     (p, g, m, v), args, expected = test_kernels.adam_case(size=3000)
     OnDevice().adam_update(p, g, m, v, *args)

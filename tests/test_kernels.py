@@ -9,7 +9,10 @@ import pytest
 from check import check_tensor
 
 BACKENDS = ['microgpt.twin.numpy_kernels', 'jit.kernels']
-n, C, H, V, O = 5, 6, 2, 7, 9          # positions, width, heads (of 3), vocab, outputs
+n, C, H, V, O = 5, 6, 2, 7, 9          # rows, width, heads (of 3), vocab, outputs
+# The n rows hold two documents, packed: 3 positions, then 2.
+POS = np.array([0, 1, 2, 0, 1], dtype=np.int64)
+NDOC = np.array([3, 3, 3, 2, 2], dtype=np.int64)
 H_STEP = 1e-6
 # Central differences: truncation ~h^2 * f''' and rounding ~eps * |L| / h ~ 1e-10, against
 # gradients of order 0.1 to 1; 1e-6 relative separates that noise from any real error.
@@ -25,15 +28,15 @@ def rand(rng, *shape):
 # gradients start from zeros.
 def encoder_op():
     tokens = np.array([3, 1, 3, 6, 0], dtype=np.int64)     # token 3 twice: accumulation
-    def inputs(rng):
+    def inputs(rng):                                       # (positions 0 and 1 twice too)
         return {'wte': rand(rng, V, C), 'wpe': rand(rng, n + 2, C)}
     def forward(K, x):
         out = np.empty((n, C))
-        K.encoder_forward(out, tokens, 0, x['wte'], x['wpe'])
+        K.encoder_forward(out, tokens, POS, x['wte'], x['wpe'])
         return out
     def backward(K, x, dout):
         d = {k: np.zeros_like(v) for k, v in x.items()}
-        K.encoder_backward(d['wte'], d['wpe'], dout, tokens)
+        K.encoder_backward(d['wte'], d['wpe'], dout, tokens, POS)
         return d
     return inputs, forward, backward
 
@@ -55,8 +58,10 @@ def rmsnorm_op():
 
 
 def matmul_op():
-    # The order in which each input row hears from the outputs: any permutation, per row.
-    order = np.array([np.random.default_rng(t).permutation(O) for t in range(n)])
+    # The order in which each input row hears from the outputs: any permutation; three of
+    # them, and which one each row takes.
+    order = np.array([np.random.default_rng(k).permutation(O) for k in range(3)])
+    which = np.array([2, 0, 1, 1, 2], dtype=np.int64)
     def inputs(rng):
         return {'inp': rand(rng, n, C), 'w': rand(rng, O, C)}
     def forward(K, x):
@@ -65,27 +70,27 @@ def matmul_op():
         return out
     def backward(K, x, dout):
         d = {k: np.zeros_like(v) for k, v in x.items()}
-        K.matmul_backward(d['inp'], d['w'], dout, x['inp'], x['w'], order)
+        K.matmul_backward(d['inp'], d['w'], dout, x['inp'], x['w'], order, which)
         return d
     return inputs, forward, backward
 
 
 def attention_op():
-    T = n + 2                                # workspace rows beyond the n in use
+    R, T = n + 2, 4                          # workspace rows beyond the n in use; block_size
     def inputs(rng):
-        return {'qkv': rand(rng, T, 3 * C)}
+        return {'qkv': rand(rng, R, 3 * C)}
     def run(K, x):
-        out, att = np.zeros((T, C)), np.zeros((H, T, T))
-        K.attention_forward(out, att, x['qkv'], 0, n, H, (3 ** 0.5) ** -1)
+        out, att = np.zeros((R, C)), np.zeros((H, R, T))
+        K.attention_forward(out, att, x['qkv'], POS, 0, n, H, (3 ** 0.5) ** -1)
         return out, att
     def forward(K, x):
         return run(K, x)[0][:n]
     def backward(K, x, dout):
         _, att = run(K, x)
         d = {'qkv': np.zeros_like(x['qkv'])}
-        dout_full = np.zeros((T, C))
+        dout_full = np.zeros((R, C))
         dout_full[:n] = dout
-        K.attention_backward(d['qkv'], dout_full, x['qkv'], att, n, H, (3 ** 0.5) ** -1)
+        K.attention_backward(d['qkv'], dout_full, x['qkv'], att, POS, n, H, (3 ** 0.5) ** -1)
         return d
     return inputs, forward, backward
 
@@ -124,14 +129,14 @@ def crossentropy_op():
     targets = np.array([2, 0, 6, 2, 5], dtype=np.int64)
     def inputs(rng):
         return {'logits': rand(rng, n, V)}
-    def forward(K, x):          # the mean loss, a (1,) array: dout is ignored below
+    def forward(K, x):          # the batch's mean loss, a (1,) array
         probs, losses, loss = np.empty((n, V)), np.empty(n), np.empty(1)
         K.softmax_forward(probs, x['logits'], 1.0)
-        K.crossentropy_forward(losses, loss, probs, targets)
+        K.crossentropy_forward(losses, loss, probs, targets, NDOC, 1 / 2)
         return loss
     def backward(K, x, dout):
         d = {'logits': np.zeros((n, V))}
-        K.crossentropy_softmax_backward(d['logits'], x['logits'], targets, n)
+        K.crossentropy_softmax_backward(d['logits'], x['logits'], targets, NDOC, 1 / 2)
         d['logits'] *= dout[0]
         return d
     return inputs, forward, backward
@@ -178,6 +183,18 @@ def test_jit_kernels_match_numpy_kernels(op):
     got, expected = backward(jit.kernels, x, dout), backward(numpy_kernels, x, dout)
     for name in x:
         check_tensor(f'{op}: d{name}', got[name], expected[name], 0.0)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_pack_batch(backend):
+    K = importlib.import_module(backend)
+    from microgpt.twin.model import Batch
+    batch = Batch(*(np.full(8, -1, dtype=np.int64) for _ in Batch._fields))
+    tokens = np.array([[0, 5, 6, 7], [0, 9, 0, 0], [0, 2, 3, 0]], dtype=np.int64)   # (B,T+1)
+    assert K.pack_batch(batch, tokens, np.array([3, 1, 2], dtype=np.int64)) == 6
+    assert [x[:6].tolist() for x in batch] == [[0, 5, 6, 0, 0, 2], [5, 6, 7, 9, 2, 3],
+                                               [0, 1, 2, 0, 0, 1], [3, 3, 3, 1, 2, 2]]
+    assert all((x[6:] == -1).all() for x in batch)     # rows past the batch's are left alone
 
 
 @pytest.mark.parametrize('backend', BACKENDS)

@@ -10,7 +10,8 @@ from conftest import golden, golden_config
 from microgpt import gpt
 from microgpt.data import load_docs
 from microgpt.lean import LeanGPT
-from test_twin import CONFIGS, DOCS, scalar_step0
+from microgpt.config import GPTConfig
+from test_twin import BATCHES, CONFIGS, DOCS, scalar_step0
 
 # The issue's bar: every step's loss within 1e-12 relative of the reference's (the
 # forward repeats the reference's float operations; measured ~5e-16 over 1000 steps).
@@ -49,15 +50,15 @@ class GradsKept(LeanGPT):
 
 
 @pytest.mark.parametrize('config_name', CONFIGS)
-@pytest.mark.parametrize('doc', DOCS)
-def test_lean_step0_gradients_against_the_scalar_model(config_name, doc):
-    config = CONFIGS[config_name]
+@pytest.mark.parametrize('docs', BATCHES, ids='|'.join)
+def test_lean_step0_gradients_against_the_scalar_model(config_name, docs):
+    config = GPTConfig(**dict(CONFIGS[config_name].asdict(), batch_size=len(docs)))
     tok = gpt.Tokenizer(set(''.join(DOCS)))
-    tokens = tok.encode(doc)
-    params, _, loss, grads = scalar_step0(config, tok.vocab_size, tokens)
+    batch = [tok.encode(doc) for doc in docs]
+    params, _, loss, grads = scalar_step0(config, tok.vocab_size, batch)
     random.seed(config.seed)
     model = GradsKept(config, tok.vocab_size)
     assert model.state_dict == params        # the same random.gauss draws: bit-identical
-    check_tensor('loss', model.train_step(tokens, 0), loss, STEP0_RTOL)
+    check_tensor('loss', model.train_step(batch, 0), loss, STEP0_RTOL)
     for name, expected in grads.items():
         check_tensor(f'd{name}', model.grads[name], expected, STEP0_RTOL)

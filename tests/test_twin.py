@@ -29,36 +29,45 @@ DOCS = ['emma', 'mississippi-massachusetts', 'a', '']
 EXACT = 0.0
 
 
-def scalar_step0(config, vocab_size, tokens):
+def scalar_step0(config, vocab_size, batch):
+    """The scalar model's first step on a batch (token lists): its parameters, the
+    logits of every document's positions one after another, the loss, the gradients."""
     random.seed(config.seed)
     model = gpt.ScalarGPT(config, vocab_size)
-    n = min(config.block_size, len(tokens) - 1)
-    keys, values = model.new_cache()
-    logits = [[l.data for l in gpt.gpt(model.state_dict, config, tokens[pos], pos, keys, values)]
-              for pos in range(n)]
+    logits = []
+    for tokens in batch:
+        keys, values = model.new_cache()
+        for pos in range(min(config.block_size, len(tokens) - 1)):
+            out = gpt.gpt(model.state_dict, config, tokens[pos], pos, keys, values)
+            logits.append([l.data for l in out])
     params = {name: [[p.data for p in row] for row in mat] for name, mat in model.state_dict.items()}
-    loss = model.forward_loss(tokens)
+    loss = model.step_loss(batch)
     loss.backward()
     grads = {name: [[p.grad for p in row] for row in mat] for name, mat in model.state_dict.items()}
     return params, logits, loss.data, grads
 
 
+# Batches: each document alone, and all four in one step (the long one first, so that
+# the short ones' rows follow a full block), then the same with another order.
+BATCHES = [[doc] for doc in DOCS] + [DOCS[1:2] + DOCS[:1] + DOCS[2:], DOCS[::-1]]
+
+
 @pytest.mark.parametrize('tier', TWIN_TIERS)
 @pytest.mark.parametrize('config_name', CONFIGS)
-@pytest.mark.parametrize('doc', DOCS)
-def test_step0_per_tensor_against_the_scalar_model(tier, config_name, doc):
-    config = CONFIGS[config_name]
+@pytest.mark.parametrize('docs', BATCHES, ids='|'.join)
+def test_step0_per_tensor_against_the_scalar_model(tier, config_name, docs):
+    config = GPTConfig(**dict(CONFIGS[config_name].asdict(), batch_size=len(docs)))
     tok = gpt.Tokenizer(set(''.join(DOCS)))
-    tokens = tok.encode(doc)
-    params, logits, loss, grads = scalar_step0(config, tok.vocab_size, tokens)
+    batch = [tok.encode(doc) for doc in docs]
+    params, logits, loss, grads = scalar_step0(config, tok.vocab_size, batch)
 
     random.seed(config.seed)
     twin = tiers.load(tier)(config, tok.vocab_size)
     for name, expected in params.items():   # the same random.gauss draws: bit-identical
         assert np.array_equal(twin.state_dict()[name], expected), name
-    twin_loss = twin.train_step(tokens, 0)
-    n = min(config.block_size, len(tokens) - 1)
-    check_tensor('logits', acts_view(twin.flat.acts, twin.hp).logits[:n], logits, EXACT)
+    twin_loss = twin.train_step(batch, 0)
+    rows = acts_view(twin.flat.acts, twin.hp, twin.rows).logits[:len(logits)]
+    check_tensor('logits', rows, logits, EXACT)
     assert twin_loss == loss
     twin_grads = twin.state_dict(twin.flat.grads)
     assert twin_grads.keys() == grads.keys()

@@ -7,24 +7,27 @@ import numpy as np
 
 from ..config import RMS_EPS, param_shapes
 from . import model, numpy_kernels
-from .model import (AdamStep, Flat, HParams, acts_size, acts_view, backward_orders, params_size,
-                    params_view)
+from .model import (AdamStep, Batch, Flat, HParams, acts_size, acts_view, backward_orders,
+                    params_size, params_view)
 
 
 class TwinGPT:
     """A twin tier: the matrix-form model on a backend's kernels. Same interface as
-    gpt.ScalarGPT: train_step(tokens, step) -> loss, new_cache(), next_probs(...)."""
+    gpt.ScalarGPT: train_step(batch, step) -> loss, new_cache(), next_probs(...)."""
 
     kernels = numpy_kernels
 
     def __init__(self, config, vocab_size):
         self.config = config
         C, hd = config.n_embd, config.head_dim
+        B = config.batch_size
         self.hp = HParams(vocab_size=vocab_size, block_size=config.block_size, n_embd=C,
-                          n_head=config.n_head, n_layer=config.n_layer, inv_C=C ** -1,
-                          rms_eps=RMS_EPS, attn_scale=(hd ** 0.5) ** -1)
+                          n_head=config.n_head, n_layer=config.n_layer, batch_size=B,
+                          inv_C=C ** -1, rms_eps=RMS_EPS, attn_scale=(hd ** 0.5) ** -1,
+                          inv_batch=1 / B)
+        self.rows = B * config.block_size          # R: the workspace's rows
         self.fn = self.bind_model()
-        K, n, n_acts = self.kernels, params_size(self.hp), acts_size(self.hp)
+        K, n, n_acts = self.kernels, params_size(self.hp), acts_size(self.hp, self.rows)
         # The same random.gauss draws, in the same order, as the scalar tier's init.
         init = np.zeros(n)
         views = self.state_dict(init)
@@ -34,6 +37,8 @@ class TwinGPT:
         self.flat = Flat(params=K.to_device(init), grads=K.zeros(n), m=K.zeros(n),
                          v=K.zeros(n), acts=K.zeros(n_acts), dacts=K.zeros(n_acts))
         self.orders = model.Orders(*(K.to_device(o) for o in backward_orders(self.hp)))
+        self.batch = Batch(*(K.to_device(np.zeros(self.rows, dtype=np.int64))
+                             for _ in Batch._fields))    # a step's packed rows
 
     def bind_model(self):
         return model.bind(self.kernels)
@@ -73,52 +78,53 @@ class TwinGPT:
                         bias1=1 - c.beta1 ** (step + 1), bias2=1 - c.beta2 ** (step + 1),
                         eps=c.eps_adam)
 
-    def train_step(self, tokens, step):
-        n = min(self.config.block_size, len(tokens) - 1)
-        tokens = self.kernels.to_device(np.array(tokens[:n + 1], dtype=np.int64))
-        return float(self.fn.train_step(self.flat, tokens, n, self.hp, self.adam_step(step),
-                                        self.orders))
+    def train_step(self, batch, step):
+        return self.train_steps([batch], step)[0]
 
-    def train_steps(self, token_lists, first_step):
-        """Training steps first_step, first_step+1, ... on these documents (token lists,
-        one a step), in one call into the model; their losses."""
-        S, T = len(token_lists), self.config.block_size
-        tokens = np.zeros((S, T + 1), dtype=np.int64)
-        lengths = np.empty(S, dtype=np.int64)
+    def train_steps(self, batches, first_step):
+        """Training steps first_step, first_step+1, ... on these batches (lists of token
+        lists, one a step), in one call into the model; their losses."""
+        S, B, T = len(batches), self.config.batch_size, self.config.block_size
+        tokens = np.zeros((S, B, T + 1), dtype=np.int64)
+        lengths = np.empty((S, B), dtype=np.int64)
         schedule = np.empty((S, 3))               # Adam's per-step scalars
-        for s, ids in enumerate(token_lists):
-            n = min(T, len(ids) - 1)
-            tokens[s, :n + 1] = ids[:n + 1]
-            lengths[s] = n
+        for s, batch in enumerate(batches):
+            for b, ids in enumerate(batch):
+                n = min(T, len(ids) - 1)
+                tokens[s, b, :n + 1] = ids[:n + 1]
+                lengths[s, b] = n
             adam = self.adam_step(first_step + s)
             schedule[s] = adam.lr, adam.bias1, adam.bias2
         losses = np.empty(S)
-        self.fn.train_steps(self.flat, self.kernels.to_device(tokens), lengths, schedule, self.hp,
-                            self.adam_step(first_step), self.orders, losses)
+        self.fn.train_steps(self.flat, self.batch, self.kernels.to_device(tokens), lengths,
+                            schedule, self.hp, self.adam_step(first_step), self.orders, losses)
         return losses.tolist()
 
     def new_cache(self):
-        """A fresh activation workspace; its k and v rows are the KV cache."""
-        return self.kernels.zeros(acts_size(self.hp))
+        """A fresh activation workspace of one document; its k and v rows are the KV
+        cache."""
+        return self.kernels.zeros(acts_size(self.hp, self.config.block_size))
 
     def next_probs(self, token_id, pos_id, cache, temperature):
         token = self.kernels.to_device(np.array([token_id], dtype=np.int64))
-        self.fn.sample_step(self.flat.params, cache, token, pos_id, self.hp, temperature ** -1)
-        return self.kernels.to_host(acts_view(cache, self.hp).probs[pos_id]).tolist()
+        pos = self.kernels.to_device(np.array([pos_id], dtype=np.int64))
+        self.fn.sample_step(self.flat.params, cache, token, pos, self.hp, temperature ** -1)
+        A = acts_view(cache, self.hp, self.config.block_size)
+        return self.kernels.to_host(A.probs[pos_id]).tolist()
 
 
 def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
     call into the model (a chunk of about chunk_seconds), so that the Python around a
     step is paid once a chunk. on_step is called after each chunk."""
-    from ..gpt import print_step
+    from ..gpt import print_step, step_batch
     losses, chunk = [], 1
     while len(losses) < config.steps:
         first = len(losses)
         count = min(chunk, config.steps - first)
         t0 = time.perf_counter()
-        losses += model.train_steps([tok.encode(docs[(first + s) % len(docs)])
-                                     for s in range(count)], first)
+        losses += model.train_steps([step_batch(docs, tok, step, config.batch_size)
+                                     for step in range(first, first + count)], first)
         elapsed = time.perf_counter() - t0
         for step in range(first, first + count):
             print_step(step, config.steps, losses[step])

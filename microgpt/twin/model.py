@@ -7,15 +7,20 @@ call. Every kernel writes into arrays it is given: forward kernels overwrite the
 output, backward kernels *accumulate* into their d-prefixed gradients (llm.c's
 convention), so a tensor read by two consumers simply receives both contributions.
 
-Training runs a document's n positions at once under a causal mask, the same
-computation as the reference's position-by-position KV cache. Every float is the
+Training runs a step's documents at once, all their positions packed row after row
+(document b's n_b rows after document b-1's): every product runs over all of the
+batch's rows together, and attention keeps each row to the earlier rows of its own
+document, under a causal mask: the same computation as the reference's position-by-
+position KV cache. Every float is the
 scalar graph's (microgpt/gpt.py), bit for bit: the kernels repeat each op and its local
 gradient, and each gradient receives its contributions in the order the scalar graph's
 backward() delivers them. That order is set out, with its reasons, at `backward_orders`
 below; the kernels' docstrings say how each sum follows it. Activations live in a
-workspace of block_size rows, indexed by absolute position, so sampling reuses the very
-same forward: one position at a time, the k and v rows of earlier positions being the
-KV cache. Shapes: T = block_size, C = n_embd, V = vocab_size, H = n_head.
+workspace of R rows (R = batch_size * block_size when training; block_size when
+sampling), and every row carries its position in its document (`pos`), so sampling
+reuses the very same forward: one row at a time, the k and v rows of earlier positions
+being the KV cache. Shapes: T = block_size, C = n_embd, V = vocab_size, H = n_head,
+B = batch_size, R = rows.
 """
 import types
 from collections import namedtuple
@@ -23,11 +28,17 @@ from collections import namedtuple
 K = None  # the backend's kernels; each bound copy of this module's functions has its own
 
 # Scalars: the sizes, and constants computed in Python exactly as the reference does.
-HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer '
-                                'inv_C rms_eps attn_scale')
+HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer batch_size '
+                                'inv_C rms_eps attn_scale inv_batch')
 # The order in which a linear layer's input gradient receives its output rows'
-# contributions, per position (see backward_orders): (T,3C), (T,C), (T,4C), (T,V).
-Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head')
+# contributions (see backward_orders): per position, qkv (T,3C), rows_C (T,C) and
+# rows_4C (T,4C); per row, lm_head (R,V), filled each step from the targets; rows (R,)
+# is 0..R-1, lm_head's row index.
+Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head rows')
+# A training step's rows, packed by K.pack_batch: each (R,), the first n in use. tokens
+# and targets: the input and next token ids; pos: the row's position in its document;
+# ndoc: the number of positions of its document (the n of its mean loss).
+Batch = namedtuple('Batch', 'tokens targets pos ndoc')
 # The flat arrays behind everything: parameters, their gradients, Adam's two moments,
 # the activations and their gradients. Six arrays are all a compiled step is given.
 Flat = namedtuple('Flat', 'params grads m v acts dacts')
@@ -43,23 +54,23 @@ Params = namedtuple('Params', [
     'attn_wo',                                     # (L,C,C)
     'mlp_fc1', 'mlp_fc2',                          # (L,4C,C), (L,C,4C)
 ])
-# Activations (and, same layout, their gradients) by absolute position; per layer, stacked.
+# Activations (and, same layout, their gradients) by row; per layer, stacked.
 Acts = namedtuple('Acts', [
-    'emb',               # (T,C) wte[token] + wpe[pos]
-    'x0', 'rstd0',       # (T,C), (T,) its rmsnorm, the first layer's input, and 1/rms
-    'ln1', 'rstd1',      # (L,T,C), (L,T) rmsnorm of the layer input
-    'qkv',               # (L,T,3C) q, k, v side by side; k and v are the KV cache
-    'att',               # (L,H,T,T) attention weights, query row by key column
-    'atty',              # (L,T,C) attention output, heads side by side
-    'attn',              # (L,T,C) its projection by attn_wo
-    'res2',              # (L,T,C) attn + layer input: the residual stream after attention
-    'ln2', 'rstd2',      # (L,T,C), (L,T) rmsnorm of res2
-    'fc1', 'fc1_relu',   # (L,T,4C) before and after ReLU
-    'fc2',               # (L,T,C)
-    'out',               # (L,T,C) fc2 + res2: the layer's output
-    'logits', 'probs',   # (T,V) each
-    'losses',            # (T,) -log(probs[target]) per position
-    'loss',              # (1,) their mean
+    'emb',               # (R,C) wte[token] + wpe[pos]
+    'x0', 'rstd0',       # (R,C), (R,) its rmsnorm, the first layer's input, and 1/rms
+    'ln1', 'rstd1',      # (L,R,C), (L,R) rmsnorm of the layer input
+    'qkv',               # (L,R,3C) q, k, v side by side; k and v are the KV cache
+    'att',               # (L,H,R,T) attention weights, query row by its key's position
+    'atty',              # (L,R,C) attention output, heads side by side
+    'attn',              # (L,R,C) its projection by attn_wo
+    'res2',              # (L,R,C) attn + layer input: the residual stream after attention
+    'ln2', 'rstd2',      # (L,R,C), (L,R) rmsnorm of res2
+    'fc1', 'fc1_relu',   # (L,R,4C) before and after ReLU
+    'fc2',               # (L,R,C)
+    'out',               # (L,R,C) fc2 + res2: the layer's output
+    'logits', 'probs',   # (R,V) each
+    'losses',            # (R,) -log(probs[target]) per row
+    'loss',              # (1,) the step's loss: the mean over documents of their means
 ])
 
 
@@ -88,52 +99,54 @@ def params_size(hp):
     return (2 * V + T) * C + L * 12 * C * C
 
 
-def acts_view(flat, hp):
+def acts_view(flat, hp, R):
+    """The activations of R rows, as views of `flat`."""
     V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
-    emb, o = take(flat, 0, (T, C))
-    x0, o = take(flat, o, (T, C))
-    rstd0, o = take(flat, o, (T,))
-    ln1, o = take(flat, o, (L, T, C))
-    rstd1, o = take(flat, o, (L, T))
-    qkv, o = take(flat, o, (L, T, 3 * C))
-    att, o = take(flat, o, (L, H, T, T))
-    atty, o = take(flat, o, (L, T, C))
-    attn, o = take(flat, o, (L, T, C))
-    res2, o = take(flat, o, (L, T, C))
-    ln2, o = take(flat, o, (L, T, C))
-    rstd2, o = take(flat, o, (L, T))
-    fc1, o = take(flat, o, (L, T, 4 * C))
-    fc1_relu, o = take(flat, o, (L, T, 4 * C))
-    fc2, o = take(flat, o, (L, T, C))
-    out, o = take(flat, o, (L, T, C))
-    logits, o = take(flat, o, (T, V))
-    probs, o = take(flat, o, (T, V))
-    losses, o = take(flat, o, (T,))
+    emb, o = take(flat, 0, (R, C))
+    x0, o = take(flat, o, (R, C))
+    rstd0, o = take(flat, o, (R,))
+    ln1, o = take(flat, o, (L, R, C))
+    rstd1, o = take(flat, o, (L, R))
+    qkv, o = take(flat, o, (L, R, 3 * C))
+    att, o = take(flat, o, (L, H, R, T))
+    atty, o = take(flat, o, (L, R, C))
+    attn, o = take(flat, o, (L, R, C))
+    res2, o = take(flat, o, (L, R, C))
+    ln2, o = take(flat, o, (L, R, C))
+    rstd2, o = take(flat, o, (L, R))
+    fc1, o = take(flat, o, (L, R, 4 * C))
+    fc1_relu, o = take(flat, o, (L, R, 4 * C))
+    fc2, o = take(flat, o, (L, R, C))
+    out, o = take(flat, o, (L, R, C))
+    logits, o = take(flat, o, (R, V))
+    probs, o = take(flat, o, (R, V))
+    losses, o = take(flat, o, (R,))
     loss, o = take(flat, o, (1,))
     return Acts(emb, x0, rstd0, ln1, rstd1, qkv, att, atty, attn, res2, ln2, rstd2,
                 fc1, fc1_relu, fc2, out, logits, probs, losses, loss)
 
 
-def acts_size(hp):
+def acts_size(hp, R):
     V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
-    return 2 * T * C + T + L * (2 * T + 10 * T * C + 2 * T * 4 * C + H * T * T) + 2 * T * V + T + 1
+    return 2 * R * C + R + L * (2 * R + 10 * R * C + 2 * R * 4 * C + H * R * T) + 2 * R * V + R + 1
 
 
-def forward(P, A, tokens, pos0, n, hp):
-    """Logits for positions pos0 .. pos0+n-1, whose input token ids are `tokens` (n,).
+def forward(P, A, tokens, pos, a, n, hp):
+    """Logits for rows a .. a+n-1, whose input token ids are `tokens` (n,) and whose
+    positions in their documents are `pos` (n,).
 
-    Writes their rows of every activation; attention reads the k and v rows of all
-    positions up to each query's own (rows below pos0 must hold earlier positions).
+    Writes those rows of every activation; attention reads the k and v rows of a row's
+    document up to the row itself (the rows pos[i] before row a+i, which must hold them).
     """
-    a, b = pos0, pos0 + n
-    K.encoder_forward(A.emb[a:b], tokens, pos0, P.wte, P.wpe)
+    b = a + n
+    K.encoder_forward(A.emb[a:b], tokens, pos, P.wte, P.wpe)
     K.rmsnorm_forward(A.x0[a:b], A.rstd0[a:b], A.emb[a:b], hp.inv_C, hp.rms_eps)
     x = A.x0
     for l in range(hp.n_layer):
         # 1) Multi-head causal attention
         K.rmsnorm_forward(A.ln1[l, a:b], A.rstd1[l, a:b], x[a:b], hp.inv_C, hp.rms_eps)
         K.matmul_forward(A.qkv[l, a:b], A.ln1[l, a:b], P.attn_qkv[l])
-        K.attention_forward(A.atty[l], A.att[l], A.qkv[l], pos0, n, hp.n_head, hp.attn_scale)
+        K.attention_forward(A.atty[l], A.att[l], A.qkv[l], pos, a, n, hp.n_head, hp.attn_scale)
         K.matmul_forward(A.attn[l, a:b], A.atty[l, a:b], P.attn_wo[l])
         K.residual_forward(A.res2[l, a:b], A.attn[l, a:b], x[a:b])
         # 2) MLP
@@ -153,8 +166,10 @@ def backward_orders(hp):
     backward() visits the graph's nodes in the reverse of a depth-first post-order from
     the loss (children in order), so a node hears from its consumers in the reverse of
     the order in which the depth-first search first reached them. Worked out op by op:
-    - positions come last to first (the losses are summed left to right), so every
-      weight and every key and value gets its contributions from the last position back;
+    - positions come last to first (the losses are summed left to right), and so do a
+      batch's documents (so are theirs): every weight gets its contributions from the
+      last packed row back to the first, and every key and value from the last position
+      of its document back;
     - a linear layer's input hears from the layer's rows last to first: the search
       reaches them through the next layer's first row, in order (rows_C, rows_4C);
     - lm_head's input hears from the vocabulary rows last to first, except the target's,
@@ -186,8 +201,10 @@ def backward_orders(hp):
         qkv[p] = seq
     def descending(width):
         return np.ascontiguousarray(np.broadcast_to(np.arange(width - 1, -1, -1), (T, width)))
+    R = hp.batch_size * T
     return Orders(qkv=qkv, rows_C=descending(C), rows_4C=descending(4 * C),
-                  lm_head=np.zeros((T, hp.vocab_size), dtype=np.int64))
+                  lm_head=np.zeros((R, hp.vocab_size), dtype=np.int64),
+                  rows=np.arange(R, dtype=np.int64))
 
 
 def target_last(order, target):
@@ -203,14 +220,16 @@ def target_last(order, target):
     order[V - 1] = target
 
 
-def backward(P, G, A, dA, tokens, n, hp, orders):
-    """Gradients of the mean loss over positions 0..n-1, accumulated into G (and dA),
+def backward(P, G, A, dA, batch, n, hp, orders):
+    """Gradients of the step's loss over rows 0..n-1, accumulated into G (and dA),
     each node's contributions added in the scalar graph's order (backward_orders)."""
-    K.crossentropy_softmax_backward(dA.logits[:n], A.logits[:n], tokens[1:n + 1], n)
-    K.order_target_last(orders.lm_head[:n], tokens[1:n + 1])
+    pos = batch.pos[:n]
+    K.crossentropy_softmax_backward(dA.logits[:n], A.logits[:n], batch.targets[:n],
+                                    batch.ndoc[:n], hp.inv_batch)
+    K.order_target_last(orders.lm_head[:n], batch.targets[:n])
     last = hp.n_layer - 1
     K.matmul_backward(dA.out[last, :n], G.lm_head, dA.logits[:n], A.out[last, :n], P.lm_head,
-                      orders.lm_head[:n])
+                      orders.lm_head, orders.rows[:n])
     for l in range(last, -1, -1):
         x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
         dx = dA.x0 if l == 0 else dA.out[l - 1]
@@ -218,57 +237,63 @@ def backward(P, G, A, dA, tokens, n, hp, orders):
         # the residual first, then from its rmsnorm.
         K.residual_backward(dA.fc2[l, :n], dA.res2[l, :n], dA.out[l, :n])
         K.matmul_backward(dA.fc1_relu[l, :n], G.mlp_fc2[l], dA.fc2[l, :n], A.fc1_relu[l, :n],
-                          P.mlp_fc2[l], orders.rows_C[:n])
+                          P.mlp_fc2[l], orders.rows_C, pos)
         K.relu_backward(dA.fc1[l, :n], dA.fc1_relu[l, :n], A.fc1[l, :n])
         K.matmul_backward(dA.ln2[l, :n], G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], P.mlp_fc1[l],
-                          orders.rows_4C[:n])
+                          orders.rows_4C, pos)
         K.rmsnorm_backward(dA.res2[l, :n], dA.ln2[l, :n], A.res2[l, :n], A.rstd2[l, :n],
                            hp.inv_C, hp.rms_eps)
         # 1) attention, backwards; likewise the layer input hears from the residual first
         K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
         K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
-                          P.attn_wo[l], orders.rows_C[:n])
-        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att[l], n, hp.n_head,
+                          P.attn_wo[l], orders.rows_C, pos)
+        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att[l], pos, n, hp.n_head,
                              hp.attn_scale)
         K.matmul_backward(dA.ln1[l, :n], G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n],
-                          P.attn_qkv[l], orders.qkv[:n])
+                          P.attn_qkv[l], orders.qkv, pos)
         K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C, hp.rms_eps)
     K.rmsnorm_backward(dA.emb[:n], dA.x0[:n], A.emb[:n], A.rstd0[:n], hp.inv_C, hp.rms_eps)
-    K.encoder_backward(G.wte, G.wpe, dA.emb[:n], tokens[:n])
+    K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], pos)
 
 
-def train_step(flat, tokens, n, hp, adam, orders):
-    """One training step on one document, tokens (n+1,): forward over its n positions,
-    backward, Adam. Returns the mean loss as a float."""
+def train_step(flat, batch, n, hp, adam, orders):
+    """One training step on a batch of documents, packed into n rows (Batch): forward,
+    backward, Adam. Returns the step's loss as a float."""
+    R = hp.batch_size * hp.block_size
     P, G = params_view(flat.params, hp), params_view(flat.grads, hp)
-    A, dA = acts_view(flat.acts, hp), acts_view(flat.dacts, hp)
-    forward(P, A, tokens[:n], 0, n, hp)
+    A, dA = acts_view(flat.acts, hp, R), acts_view(flat.dacts, hp, R)
+    forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
     K.softmax_forward(A.probs[:n], A.logits[:n], 1.0)
-    K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], tokens[1:n + 1])
+    K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], batch.targets[:n],
+                           batch.ndoc[:n], hp.inv_batch)
     K.zero(flat.grads)
     K.zero(flat.dacts)
-    backward(P, G, A, dA, tokens, n, hp, orders)
+    backward(P, G, A, dA, batch, n, hp, orders)
     K.adam_update(flat.params, flat.grads, flat.m, flat.v, adam.lr, adam.beta1, adam.beta2,
                   adam.one_minus_beta1, adam.one_minus_beta2, adam.bias1, adam.bias2, adam.eps)
     return A.loss[0]
 
 
-def train_steps(flat, tokens, lengths, schedule, hp, adam, orders, losses):
-    """Training steps one after another, in one call: step s trains on tokens[s]
-    (S, T+1), the first lengths[s]+1 of them, with Adam's per-step scalars schedule[s]
-    (lr, bias1, bias2; the rest as in `adam`); its loss goes to losses[s]."""
+def train_steps(flat, batch, tokens, lengths, schedule, hp, adam, orders, losses):
+    """Training steps one after another, in one call: step s trains on the documents
+    tokens[s] (S,B,T+1), the first lengths[s, b]+1 ids of document b, packed into
+    `batch` (a Batch workspace); with Adam's per-step scalars schedule[s] (lr, bias1,
+    bias2; the rest as in `adam`). Its loss goes to losses[s]."""
     for s in range(tokens.shape[0]):
         step = AdamStep(schedule[s, 0], adam.beta1, adam.beta2, adam.one_minus_beta1,
                         adam.one_minus_beta2, schedule[s, 1], schedule[s, 2], adam.eps)
-        losses[s] = train_step(flat, tokens[s], lengths[s], hp, step, orders)
+        n = K.pack_batch(batch, tokens[s], lengths[s])
+        losses[s] = train_step(flat, batch, n, hp, step, orders)
 
 
 def sample_step(params, acts, token, pos, hp, inv_temperature):
-    """Next-token probabilities after `token` (1,) at position pos, into probs[pos] of
-    the activations; their k and v rows 0..pos-1 are this sample's KV cache."""
-    A = acts_view(acts, hp)
-    forward(params_view(params, hp), A, token, pos, token.shape[0], hp)
-    K.softmax_forward(A.probs[pos:pos + 1], A.logits[pos:pos + 1], inv_temperature)
+    """Next-token probabilities after `token` (1,) at position pos[0] (pos (1,)), into
+    that row's probs in the activations (block_size rows: one document); their k and v
+    rows before it are this sample's KV cache."""
+    A = acts_view(acts, hp, hp.block_size)
+    p = pos[0]
+    forward(params_view(params, hp), A, token, pos, p, 1, hp)
+    K.softmax_forward(A.probs[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
 MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward', 'train_step',

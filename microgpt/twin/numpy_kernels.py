@@ -55,18 +55,30 @@ def power(x, e):
     return np.power(x, np.full(np.shape(x), e))
 
 
-def encoder_forward(out, tokens, pos0, wte, wpe):
-    """out (n,C) = wte[tokens] + wpe[pos0:pos0+n]."""
-    n = out.shape[0]
-    out[...] = wte[tokens] + wpe[pos0:pos0 + n]
+def pack_batch(batch, tokens, lengths):
+    """A step's documents, tokens (B,T+1) with lengths (B,) positions each, packed into
+    the rows of `batch` (model.Batch), one document after another. Returns the rows."""
+    T = tokens.shape[1] - 1
+    used = np.arange(T)[None, :] < lengths[:, None]           # (B,T), row-major: packed order
+    n = int(lengths.sum())
+    batch.tokens[:n] = tokens[:, :T][used]
+    batch.targets[:n] = tokens[:, 1:][used]
+    batch.pos[:n] = np.broadcast_to(np.arange(T), used.shape)[used]
+    batch.ndoc[:n] = np.broadcast_to(lengths[:, None], used.shape)[used]
+    return n
 
 
-def encoder_backward(dwte, dwpe, dout, tokens):
-    """Positions last to first, as the scalar backward visits them: a token that occurs
-    twice gets its later position's gradient first."""
-    n = dout.shape[0]
+def encoder_forward(out, tokens, pos, wte, wpe):
+    """out (n,C) = wte[tokens] + wpe[pos]: each row's token and its position in its
+    document."""
+    out[...] = wte[tokens] + wpe[pos]
+
+
+def encoder_backward(dwte, dwpe, dout, tokens, pos):
+    """Rows last to first, as the scalar backward visits them: a token (or a position)
+    that occurs twice gets its later row's gradient first."""
     np.add.at(dwte, tokens[::-1], dout[::-1])
-    dwpe[:n] += dout
+    np.add.at(dwpe, pos[::-1], dout[::-1])
 
 
 def rmsnorm_forward(out, rstd, inp, inv_C, eps):
@@ -94,10 +106,11 @@ def matmul_forward(out, inp, w):
     out[...] = ordered_sum(inp.T[:, :, None] * w.T[:, None, :])
 
 
-def matmul_backward(dinp, dw, dout, inp, w, order):
-    """dinp[t] += w[o] * dout[t, o] for o in order[t] (n,O), one row at a time in that
-    order; dw[o, i] += inp[t, i] * dout[t, o] for t from the last position to the first."""
-    order = order.T                                           # (O,n): term r of row t
+def matmul_backward(dinp, dw, dout, inp, w, order, which):
+    """dinp[t] += w[o] * dout[t, o] for o in order[which[t]] (order (*,O): the orders a
+    row may take, which (n,): the one each row takes), one row at a time in that order;
+    dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first."""
+    order = order[which].T                                    # (O,n): term r of row t
     terms = w[order] * np.take_along_axis(dout.T, order, 0)[:, :, None]    # (O,n,I)
     accumulate_into(dinp, terms)
     accumulate_into(dw, dout[::-1, :, None] * inp[::-1, None, :])
@@ -113,63 +126,88 @@ def order_target_last(order, targets):
 
 
 def heads(x, n_head):
-    """(T, C) -> (H, T, hd): head h's columns h*hd .. (h+1)*hd."""
-    T, C = x.shape
-    return x.reshape(T, n_head, C // n_head).transpose(1, 0, 2)
+    """(..., C) -> (H, ..., hd): head h's columns h*hd .. (h+1)*hd."""
+    x = x.reshape(x.shape[:-1] + (n_head, x.shape[-1] // n_head))
+    return np.moveaxis(x, -2, 0)
 
 
-def attention_weights(q, k, pos0, scale):
-    """Per head, softmax over keys 0..p of (q_p . k_t) * scale for query rows p = pos0..;
-    q (H,n,hd), k (H,b,hd). Returns the exps e (H,n,b) (zero past each query's own
-    position), their sum and its libm reciprocal total**-1 (H,n)."""
-    n, b = q.shape[1], k.shape[1]
-    logits = ordered_sum(q.transpose(2, 0, 1)[..., None] * k.transpose(2, 0, 1)[:, :, None, :])
-    logits = logits * scale                                   # (H,n,b)
-    logits[:, np.arange(b)[None, :] > np.arange(pos0, pos0 + n)[:, None]] = -np.inf
+def key_window(pos, a, T):
+    """The key rows of query rows a .. a+n-1 whose positions are pos (n,): row
+    a+i - pos[i] + s holds key position s of query i's document, for s = 0 .. T-1.
+    Returns those rows (n,T), clipped to a real row where s > pos[i], and the mask of
+    the keys each query may see (s <= pos[i])."""
+    s = np.arange(T)
+    rows = (a + np.arange(len(pos)) - pos)[:, None] + s[None, :]
+    visible = s[None, :] <= pos[:, None]
+    return np.where(visible, rows, rows[:, :1]), visible
+
+
+def attention_weights(q, k, visible, scale):
+    """Per head, softmax over the visible keys of (q . k) * scale; q (H,n,hd), k
+    (H,n,T,hd) each query's key window. Returns the exps e (H,n,T) (zero where not
+    visible), their sum and its libm reciprocal total**-1 (H,n)."""
+    logits = ordered_sum(np.moveaxis(q[:, :, None, :] * k, -1, 0)) * scale    # (H,n,T)
+    logits[:, ~visible] = -np.inf
     e = np.exp(logits - logits.max(axis=2, keepdims=True))
-    total = ordered_sum(e.transpose(2, 0, 1))
+    total = ordered_sum(np.moveaxis(e, -1, 0))
     return e, total, power(total, -1.0)
 
 
-def attention_forward(out, att, qkv, pos0, n, n_head, scale):
-    """Causal multi-head attention for query rows pos0..pos0+n-1 over key rows 0..pos.
+def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
+    """Causal multi-head attention for query rows a..a+n-1 (positions pos (n,)) over the
+    key rows of their own documents, up to their own.
 
-    qkv (T,3C) holds q, k, v side by side, each with head h in columns h*hd .. (h+1)*hd;
-    out is (T,C); att (H,T,T) receives each query row's softmax weights over its keys.
+    qkv (R,3C) holds q, k, v side by side, each with head h in columns h*hd .. (h+1)*hd;
+    out is (R,C); att (H,R,T) receives each query row's softmax weights, by key position.
     """
-    a, b = pos0, pos0 + n
     C = qkv.shape[1] // 3
-    q, k, v = (heads(qkv[:b, i * C:(i + 1) * C], n_head) for i in range(3))
-    e, total, inv_total = attention_weights(q[:, a:b], k, pos0, scale)
-    w = e * inv_total[..., None]                              # (H,n,b)
-    att[:, a:b, :b] = w
-    y = ordered_sum(w.transpose(2, 0, 1)[..., None] * v.transpose(1, 0, 2)[:, :, None, :])
-    out[a:b] = y.transpose(1, 0, 2).reshape(n, C)             # (H,n,hd) -> (n,C)
+    T = att.shape[2]
+    rows, visible = key_window(pos, a, T)
+    q = heads(qkv[a:a + n, :C], n_head)                        # (H,n,hd)
+    k, v = (heads(qkv[rows, i * C:(i + 1) * C], n_head) for i in (1, 2))   # (H,n,T,hd)
+    e, total, inv_total = attention_weights(q, k, visible, scale)
+    w = e * inv_total[..., None]                              # (H,n,T)
+    att[:, a:a + n] = w
+    y = ordered_sum(np.moveaxis(w[..., None] * v, 2, 0))      # (H,n,hd), over keys in order
+    out[a:a + n] = np.moveaxis(y, 0, 1).reshape(n, C)
 
 
-def attention_backward(dqkv, dout, qkv, att, n, n_head, scale):
-    """Backward of attention_forward over rows 0..n-1 (pos0 = 0), accumulating into the
-    q, k and v columns of dqkv. Each sum in the scalar graph's order: a weight's gradient
-    over the head's columns from the last to the first; the reciprocal's and a query's
-    over keys from the last to the first; a key's and a value's over the queries that
-    read them, from the last position to the first."""
+def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
+    """Backward of attention_forward over rows 0..n-1, accumulating into the q, k and v
+    columns of dqkv. Each sum in the scalar graph's order: a weight's gradient over the
+    head's columns from the last to the first; the reciprocal's and a query's over keys
+    from the last to the first; a key's and a value's over the queries of its document
+    that read them, from the last position to the first."""
     C = qkv.shape[1] // 3
-    q, k, v = (heads(qkv[:n, i * C:(i + 1) * C], n_head) for i in range(3))
-    e, total, inv_total = attention_weights(q, k, 0, scale)
-    w = att[:, :n, :n]                                        # (H,p,t) e * total**-1
-    dy = heads(dout[:n], n_head)                              # (H,p,hd)
-    # out_pj = sum_t w_pt * v_tj
-    dw = ordered_sum((v.transpose(2, 0, 1)[:, :, None, :] * dy.transpose(2, 0, 1)[..., None])[::-1])
-    dv = ordered_sum((w.transpose(1, 0, 2)[..., None] * dy.transpose(1, 0, 2)[:, :, None, :])[::-1])
+    H, T = n_head, att.shape[2]
+    rows, visible = key_window(pos, 0, T)
+    q = heads(qkv[:n, :C], H)                                  # (H,n,hd)
+    k, v = (heads(qkv[rows, i * C:(i + 1) * C], H) for i in (1, 2))   # (H,n,T,hd)
+    e, total, inv_total = attention_weights(q, k, visible, scale)
+    w = att[:, :n]                                            # (H,n,T) e * total**-1
+    dy = heads(dout[:n], H)                                   # (H,n,hd)
+    # out_pj = sum_t w_pt * v_tj: a weight's gradient, over the head's columns, last first
+    dw = ordered_sum(np.moveaxis(v * dy[:, :, None, :], -1, 0)[::-1])   # (H,n,T)
     # w_pt = e_pt * total_p ** -1, and `e / total` makes a pow node of its own for each
     # key t: total hears from each, -1 * total**-2 * (e_pt * dw_pt), keys last to first
-    dtotal = ordered_sum((-power(total, -2.0)[..., None] * (e * dw)).transpose(2, 0, 1)[::-1])
+    dtotal = ordered_sum(np.moveaxis(-power(total, -2.0)[..., None] * (e * dw), -1, 0)[::-1])
     de = inv_total[..., None] * dw + dtotal[..., None]       # from w_pt, then from the sum
     dlogit = scale * (e * de)                                 # e = exp(...), then * scale
-    dq = ordered_sum((k.transpose(1, 0, 2)[:, :, None, :] * dlogit.transpose(2, 0, 1)[..., None])[::-1])
-    dk = ordered_sum((q.transpose(1, 0, 2)[:, :, None, :] * dlogit.transpose(1, 0, 2)[..., None])[::-1])
-    for i, d in enumerate((dq, dk, dv)):                      # (H,n,hd) -> (n,C)
-        dqkv[:n, i * C:(i + 1) * C] += d.transpose(1, 0, 2).reshape(n, C)
+    dq = ordered_sum(np.moveaxis(k * dlogit[..., None], 2, 0)[::-1])   # (H,n,hd)
+    # A key (value) row hears from the queries of its document at its position and
+    # later, last first: query row r + d reads key row r at window column pos[r].
+    d = np.arange(T - 1, -1, -1)                              # query offsets, last first
+    readers = np.arange(n)[:, None] + d[None, :]              # (n,T) query rows
+    inside = readers < n
+    readers = np.where(inside, readers, 0)
+    col = np.broadcast_to(pos[:, None], readers.shape)
+    reads = inside & (pos[readers] == col + d[None, :])       # the same document
+    g_logit = np.where(reads, dlogit[:, readers, col], 0.0)    # (H,n,T)
+    g_w = np.where(reads, w[:, readers, col], 0.0)
+    dk = ordered_sum(np.moveaxis(q[:, readers] * g_logit[..., None], 2, 0))
+    dv = ordered_sum(np.moveaxis(g_w[..., None] * dy[:, readers], 2, 0))
+    for i, grad in enumerate((dq, dk, dv)):                   # (H,n,hd) -> (n,C)
+        dqkv[:n, i * C:(i + 1) * C] += np.moveaxis(grad, 0, 1).reshape(n, C)
 
 
 def relu_forward(out, inp):
@@ -204,20 +242,28 @@ def softmax_forward(probs, logits, inv_temperature):
     probs[...] = e * inv_total[:, None]
 
 
-def crossentropy_forward(losses, loss, probs, targets):
-    """losses (n,) = -log(probs[t, targets[t]]); loss (1,) = their sum * (1/n)."""
+def crossentropy_forward(losses, loss, probs, targets, ndoc, inv_batch):
+    """losses (n,) = -log(probs[t, targets[t]]); a document's loss is the sum of its
+    rows' * (1/n_doc), and loss (1,) = the sum of the documents' * inv_batch (1/B)."""
     n = losses.shape[0]
     losses[...] = -np.log(probs[np.arange(n), targets])
-    loss[0] = ordered_sum(losses) * (1 / n)
+    total, t = 0.0, 0
+    while t < n:                                # the batch's documents, in order
+        m = ndoc[t]
+        total += ordered_sum(losses[t:t + m]) * (1 / m)
+        t += m
+    loss[0] = total * inv_batch
 
 
-def crossentropy_softmax_backward(dlogits, logits, targets, n):
-    """d(mean loss)/d(logits) through the graph the reference builds: loss_t =
-    -log(e_T * r), r = total**-1, total = sum_j e_j, e_j = exp(z_j - max z)."""
+def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
+    """d(step loss)/d(logits) through the graph the reference builds: loss_t =
+    -log(e_T * r), r = total**-1, total = sum_j e_j, e_j = exp(z_j - max z); a row's
+    loss reaches the step's through its document's mean (1/n_doc) and the batch's
+    (inv_batch: 1/B, or 1.0 for one document)."""
     e, total, inv_total = softmax_parts(logits, 1.0)
-    rows = np.arange(n)
+    rows = np.arange(logits.shape[0])
     e_target = e[rows, targets]
-    dlogp = -(1 / n)                                          # the mean's 1/n, times -1
+    dlogp = -((1 / ndoc) * inv_batch)                         # the means, times -1
     dp = (1 / (e_target * inv_total)) * dlogp                 # log's local gradient: 1/p
     dtotal = -power(total, -2.0) * (e_target * dp)
     de = np.broadcast_to(dtotal[:, None], e.shape).copy()

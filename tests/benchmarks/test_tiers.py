@@ -56,7 +56,7 @@ def test_train_step(benchmark, tier, docs_and_tok, fresh_model, whole_run):
 
     def one_step():
         step = next(steps) % CYCLE
-        return model.train_step(tok.encode(docs[step]), step)
+        return model.train_step([tok.encode(docs[step])], step)
 
     loss = benchmark.pedantic(one_step, rounds=CYCLE * ROUNDS[tier])
     assert 0 < loss < 10
