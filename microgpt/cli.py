@@ -18,7 +18,7 @@ import time
 from . import tiers
 from .config import ConfigError, GPTConfig
 from .data import DataError, find_data, load_docs, write_atomic
-from .memory import peak_rss_mb
+from .memory import check_fits, peak_rss_mb
 
 PROG = 'microgpt'
 
@@ -142,6 +142,15 @@ def pick_tier(name, precision):
     return tier, Model
 
 
+def check_memory(tier, config, vocab_size):
+    """Refuse, before any work, a config that does not fit in this machine's memory
+    (the cuda tier's arrays live on the GPU: not checked here)."""
+    if tier != 'cuda':
+        problem = check_fits(tier, config, vocab_size)
+        if problem:
+            raise UsageError(problem)
+
+
 class Progress:
     """Training progress on stderr (steps done, steps/s, ETA), once training has run for
     two seconds, at most once a second: in place on a terminal, a line each otherwise.
@@ -226,6 +235,7 @@ def train_main(argv):
             check_writable(flag, path)
     path = find_data(args.data)
     docs = load_docs(path)
+    check_memory(tier, config, len(docs.chars()) + 1)
     label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
     print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)
 
@@ -298,6 +308,7 @@ def sample_main(argv):
     if len(args.prompt) >= config.block_size:
         raise UsageError(f"--prompt must be shorter than block_size ({config.block_size})")
     tier, Model = pick_tier(args.tier, args.precision)
+    check_memory(tier, config, tok.vocab_size)
     print(f"{PROG}: tier {tier}, checkpoint {args.load}", file=sys.stderr)
     model = Model(config, tok.vocab_size)
     model.load_params(params)

@@ -27,12 +27,38 @@ def check_error(args, expected, cwd=None, env=None):
     (['--num-samples', '-1'], 'num_samples must be zero or more, got -1'),
     (['--temperature', '-0.5'], 'temperature must be positive, got -0.5'),
     (['--temperature', '0'], 'temperature must be positive, got 0.0'),
+    (['--batch-size', '0'], 'batch_size must be positive, got 0'),
+    (['--batch-size', '2.5'], "argument --batch-size: invalid int value: '2.5'"),
     (['--steps', 'ten'], "argument --steps: invalid int value: 'ten'"),
     (['--temperature', 'hot'], "argument --temperature: invalid float value: 'hot'"),
     (['--unknown-flag'], 'unrecognized arguments: --unknown-flag'),
 ])
 def test_bad_arguments(args, expected, data_path):
     check_error(['--data', data_path, *args], expected)
+
+
+@pytest.mark.parametrize('tier', ['scalar', 'lean', 'numpy', 'jit'])
+def test_a_config_too_big_for_memory_is_refused_before_any_work(tier, data_path, tmp_path):
+    """n_embd 100000 is 1.2e11 parameters: the memory it needs is computed from the
+    shapes and compared with what the machine has, before a weight is drawn."""
+    save = tmp_path / 'model.json'
+    check_error(['--data', data_path, '--tier', tier, '--n-embd', '100000', '--save', save],
+                'this config needs about ')
+    assert not save.exists()
+
+
+def test_memory_estimates_follow_the_shapes():
+    from microgpt.config import GPTConfig
+    from microgpt.memory import needed_bytes
+    from microgpt.twin import NumpyGPT
+    config = GPTConfig(n_layer=2, n_embd=32, batch_size=3)
+    model = NumpyGPT(config, 27)          # the twin's arrays, counted exactly
+    arrays = sum(a.nbytes for a in (*model.flat, *model.orders, *model.batch))
+    assert arrays <= needed_bytes('jit', config, 27) <= arrays + 8 * 4 * 32 * 32
+    for tier in ('scalar', 'lean', 'numpy', 'jit'):   # more of everything needs more
+        small = needed_bytes(tier, config, 27)
+        for bigger in (dict(n_embd=64), dict(n_layer=3), dict(block_size=32), dict(batch_size=4)):
+            assert needed_bytes(tier, GPTConfig(**dict(config.asdict(), **bigger)), 27) > small
 
 
 def test_missing_data_file(tmp_path):

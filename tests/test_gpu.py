@@ -163,6 +163,15 @@ def test_cuda_tier_end_to_end(precision, data_path, scalar_tiny):
         assert worst > 0          # really another precision
 
 
+def test_cuda_fp64_batches_are_the_scalar_spec(data_path):
+    from gpu.tier import CudaGPT
+    config = GPTConfig(**dict(TINY.asdict(), batch_size=3, steps=2))
+    expected = run_quiet(config, data_path, gpt.ScalarGPT)
+    result = run_quiet(config, data_path, CudaGPT)
+    assert result['losses'] == expected['losses']
+    assert result['samples'] == expected['samples']
+
+
 @pytest.mark.skipif(HAS_GPU, reason='this machine has a GPU: there is no error to see')
 def test_cuda_tier_without_gpu_or_simulator_is_a_clear_error(data_path):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM='0', PYTHONPATH=str(ROOT))

@@ -185,6 +185,22 @@ def test_jit_kernels_match_numpy_kernels(op):
         check_tensor(f'{op}: d{name}', got[name], expected[name], 0.0)
 
 
+def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch):
+    """Wide layers sum their terms in blocks of at most BLOCK floats: tiny blocks (a
+    term or two each) give the very floats of one block (the default, at these sizes)."""
+    from microgpt.twin import numpy_kernels
+    inputs, forward, backward = OPS['matmul']()
+    rng = np.random.default_rng(5)
+    x = inputs(rng)
+    dout = rand(rng, n, O)
+    whole = forward(numpy_kernels, x), backward(numpy_kernels, x, dout)
+    monkeypatch.setattr(numpy_kernels, 'BLOCK', 2 * max(n * O, C * O) - 1)
+    blocks = forward(numpy_kernels, x), backward(numpy_kernels, x, dout)
+    check_tensor('matmul forward', blocks[0], whole[0], 0.0)
+    for name in x:
+        check_tensor(f'matmul: d{name}', blocks[1][name], whole[1][name], 0.0)
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_pack_batch(backend):
     K = importlib.import_module(backend)

@@ -120,3 +120,46 @@ def test_the_study_file_run_alone_prints_the_reference_output(data_path, tmp_pat
                        env={'PATH': '/usr/bin:/bin'}, timeout=1800)   # no PYTHONPATH: alone
     assert p.returncode == 0, p.stderr.decode()
     assert p.stdout == (GOLDEN / 'default_1000.stdout').read_bytes()
+
+
+def test_a_batch_step_is_the_mean_of_its_documents_losses():
+    """The spec for B > 1: the step's loss is (1/B) * (sum of the documents' mean losses),
+    one graph, one backward. Built here by hand, op by op, it is the same graph: the
+    same loss and every gradient ==. Run one document at a time instead, the gradients
+    are the documents' averaged, to rounding."""
+    from check import check_tensor
+    from microgpt.config import GPTConfig
+    config = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6, batch_size=3)
+    tok = gpt.Tokenizer(set('mississippi-massachusetts emma'))
+    batch = [tok.encode(d) for d in ('mississippi-massachusetts', 'emma', 'a')]
+
+    def fresh():
+        random.seed(3)
+        return gpt.ScalarGPT(config, tok.vocab_size)
+
+    def grads(model):
+        return {name: [[p.grad for p in row] for row in mat] for name, mat in model.state_dict.items()}
+
+    model = fresh()
+    loss = model.step_loss(batch)
+    loss.backward()
+    hand = fresh()
+    total = 0
+    for tokens in batch:
+        total = total + hand.forward_loss(tokens)
+    hand_loss = (1 / 3) * total
+    hand_loss.backward()
+    assert loss.data == hand_loss.data
+    for name, g in grads(hand).items():
+        check_tensor(f'd{name}', grads(model)[name], g, 0.0)
+
+    apart = fresh()
+    doc_losses = []
+    for tokens in batch:                  # backward() adds into .grad: the three summed
+        doc_loss = apart.forward_loss(tokens)
+        doc_loss.backward()
+        doc_losses.append(doc_loss.data)
+    assert loss.data == (1 / 3) * sum(doc_losses)
+    for name, g in grads(apart).items():
+        check_tensor(f'd{name}', grads(model)[name], [[x / 3 for x in row] for row in g], 1e-12)
+    assert fresh().step_loss(batch[:1]).data == doc_losses[0]    # B = 1: the reference

@@ -1,6 +1,6 @@
 """Every tier against the scalar spec on a text and config no golden trace covers:
 capitals, punctuation, non-Latin letters, CRLF line ends, lines longer than block_size,
-two layers of three heads of width 8, another seed."""
+two layers of three heads of width 8, another seed; a document a step, and three."""
 import contextlib
 import io
 
@@ -20,20 +20,24 @@ CONFIG = GPTConfig(seed=7, steps=12, n_layer=2, n_embd=24, n_head=3, block_size=
 RTOL = {'lean': 1e-12, 'numpy': 0.0, 'jit': 0.0}
 
 
-@pytest.fixture(scope='module')
-def reference(tmp_path_factory):
+BATCH_SIZES = [1, 3]
+
+
+@pytest.fixture(scope='module', params=BATCH_SIZES, ids=lambda b: f'batch{b}')
+def reference(request, tmp_path_factory):
+    config = GPTConfig(**dict(CONFIG.asdict(), batch_size=request.param))
     path = tmp_path_factory.mktemp('text') / 'mixed.txt'
     path.write_text(TEXT, encoding='utf-8', newline='')
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        result = gpt.run(CONFIG, load_docs(path), gpt.ScalarGPT)
-    return path, result, out.getvalue()
+        result = gpt.run(config, load_docs(path), gpt.ScalarGPT)
+    return config, path, result, out.getvalue()
 
 
 @pytest.mark.parametrize('tier', list(RTOL))
 def test_tier_agrees_with_scalar_on_unseen_text(tier, reference):
-    path, expected, expected_out = reference
+    config, path, expected, expected_out = reference
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        result = gpt.run(CONFIG, load_docs(path), tiers.load(tier))
+        result = gpt.run(config, load_docs(path), tiers.load(tier))
     assert rel_diff(result['losses'], expected['losses']).max() <= RTOL[tier]
     if RTOL[tier] == 0.0:
         assert result['losses'] == expected['losses']

@@ -75,6 +75,29 @@ def test_step0_per_tensor_against_the_scalar_model(tier, config_name, docs):
         check_tensor(f'd{name}', twin_grads[name], expected, EXACT)
 
 
+@pytest.mark.parametrize('tier', TWIN_TIERS)
+def test_a_batch_is_its_documents_run_apart_averaged(tier):
+    """One long document (a full block) and a short one, packed into one step, give the
+    gradients of the two run apart, averaged: nothing of one reaches the other through
+    attention, the packing or the loss (to rounding: the sums' order differs)."""
+    config = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=8)
+    tok = gpt.Tokenizer(set(''.join(DOCS)))
+    long, short = tok.encode(DOCS[1]), tok.encode('emma')
+    Model = tiers.load(tier)
+
+    def step0(batch):
+        random.seed(config.seed)
+        model = Model(GPTConfig(**dict(config.asdict(), batch_size=len(batch))), tok.vocab_size)
+        loss = model.train_step(batch, 0)
+        return loss, model.state_dict(model.flat.grads)
+
+    loss, grads = step0([long, short])
+    (loss_long, grads_long), (loss_short, grads_short) = step0([long]), step0([short])
+    assert loss == (loss_long + loss_short) * (1 / 2)
+    for name, g in grads.items():
+        check_tensor(f'd{name}', g, (grads_long[name] + grads_short[name]) / 2, 1e-12)
+
+
 def test_check_tensor_reports_the_first_mismatch():
     with pytest.raises(AssertionError, match=r'dwte: 1 of 3 .* first at \(1,\): got 2\.5, '
                                              r'expected 2\.0; max relative difference 0\.25'):

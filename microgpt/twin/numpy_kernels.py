@@ -49,6 +49,24 @@ def accumulate_into(dst, terms):
     dst[...] = ordered_sum(terms)
 
 
+# The most floats of terms a product materializes at once (32 MB): products sum their
+# terms a block at a time, so that a wide layer never needs its n x O x I terms whole.
+BLOCK = 2 ** 22
+
+
+def sum_in_blocks(out, term, K, accumulate=False):
+    """out = term 0 + term 1 + ... + term K-1 (or out += each, in turn, if accumulate),
+    in that order, with term(a, b) giving terms a..b-1 as one array: a block of them at
+    a time, at most BLOCK floats. The very additions ordered_sum / accumulate_into make."""
+    step = max(1, BLOCK // max(1, out.size))
+    for a in range(0, K, step):
+        terms = term(a, min(K, a + step))
+        if a == 0 and not accumulate:
+            out[...] = ordered_sum(terms)
+        else:
+            accumulate_into(out, terms)
+
+
 def power(x, e):
     """x ** e elementwise through libm's pow, the function Python's float ** calls
     (an array exponent keeps numpy off its sqrt / reciprocal / square shortcuts)."""
@@ -103,17 +121,21 @@ def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
 def matmul_forward(out, inp, w):
     """out (n,O) = inp (n,I) @ w.T, w being (O,I) like the reference's rows; each output
     summed over i from the first term to the last."""
-    out[...] = ordered_sum(inp.T[:, :, None] * w.T[:, None, :])
+    inp_T, w_T = inp.T, w.T
+    sum_in_blocks(out, lambda a, b: inp_T[a:b, :, None] * w_T[a:b, None, :], inp.shape[1])
 
 
 def matmul_backward(dinp, dw, dout, inp, w, order, which):
     """dinp[t] += w[o] * dout[t, o] for o in order[which[t]] (order (*,O): the orders a
     row may take, which (n,): the one each row takes), one row at a time in that order;
     dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first."""
-    order = order[which].T                                    # (O,n): term r of row t
-    terms = w[order] * np.take_along_axis(dout.T, order, 0)[:, :, None]    # (O,n,I)
-    accumulate_into(dinp, terms)
-    accumulate_into(dw, dout[::-1, :, None] * inp[::-1, None, :])
+    order, dout_T = order[which].T, dout.T                    # (O,n): term r of row t
+    def dinp_terms(a, b):                                     # (b-a,n,I)
+        return w[order[a:b]] * np.take_along_axis(dout_T, order[a:b], 0)[:, :, None]
+    sum_in_blocks(dinp, dinp_terms, w.shape[0], accumulate=True)
+    dout_r, inp_r = dout[::-1], inp[::-1]                     # rows last to first
+    sum_in_blocks(dw, lambda a, b: dout_r[a:b, :, None] * inp_r[a:b, None, :], inp.shape[0],
+                  accumulate=True)
 
 
 def order_target_last(order, targets):
