@@ -19,7 +19,7 @@ import numpy as np
 
 from microgpt.twin import TwinGPT, model, numpy_kernels
 
-from . import exact, kernels
+from . import exact, kernels, tuning
 
 READY = 'ready'          # in the cache folder: the model compiled and cached whole
 COMPILING = 'compiling'  # in the cache folder: a background compile's lock (its pid)
@@ -30,11 +30,11 @@ def cache_folder():
     """The compiled model's cache folder, named by the sources it is made of.
 
     numba invalidates a cached function when its own file changes, not when a kernel it
-    calls (and compiled into itself) does; so the folder is keyed by a hash of all three
-    files, and an edited kernel gets a freshly compiled model.
+    calls (and compiled into itself) does; so the folder is keyed by a hash of all the
+    files compiled in, and an edited kernel gets a freshly compiled model.
     """
     digest = hashlib.sha256()
-    for path in (model.__file__, kernels.__file__, exact.__file__):
+    for path in (model.__file__, kernels.__file__, exact.__file__, tuning.__file__):
         with open(path, 'rb') as f:
             digest.update(f.read())
     root = os.environ.get('NUMBA_CACHE_DIR') or os.path.join(
@@ -98,6 +98,10 @@ class JitGPT(TwinGPT):
     def load(self):
         """Compile the model's entry points for these types, or load them from the cache."""
         t0 = time.perf_counter()
+        # The model links in the products' parallel drivers; loaded from the cache, they
+        # need numba's threading layer already running (else LLVM cannot resolve its
+        # scheduler, allocate_sched, and aborts). Asking for the thread count starts it.
+        numba.get_num_threads()
         typeof = numba.typeof
         ints, floats = typeof(np.zeros(1, dtype=np.int64)), typeof(self.flat.params)
         flat, hp, adam, orders = (typeof(x) for x in (self.flat, self.hp, self.adam_step(0),
@@ -125,6 +129,6 @@ class JitGPT(TwinGPT):
                   f"it takes over at step {step + 1}", file=sys.stderr)
             self.load()
 
-    def train_steps(self, token_lists, first_step):
+    def train_steps(self, batches, first_step):
         self.use_compiled_when_ready(first_step)
-        return super().train_steps(token_lists, first_step)
+        return super().train_steps(batches, first_step)

@@ -11,17 +11,34 @@ vectorize them without reassociating any sum.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
 from .exact import power, root_candidates, square_candidates
+from .tuning import CHUNK_MIN_WIDTH, MAX_CHUNKS, PARALLEL_MIN_MACS, TILE
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
 # it changes no result, since nothing here divides by zero.
 kernel = njit(cache=True, error_model='numpy')
+# The products' parallel drivers: each thread takes a slice of the outputs and computes
+# every one of them whole, its terms in order, so that no sum depends on the thread
+# count (the test runs one thread against two and compares every bit).
+parallel_kernel = njit(cache=True, error_model='numpy', parallel=True)
+
+
+@kernel
+def chunks(size):
+    """How many slices a parallel product cuts `size` outputs into (jit/tuning.py)."""
+    return max(1, min(MAX_CHUNKS, size // CHUNK_MIN_WIDTH))
+
+
+@kernel
+def chunk(c, count, size):
+    """Slice c of `count` near-equal slices of range(size): (start, stop)."""
+    return c * size // count, (c + 1) * size // count
 
 
 @kernel
@@ -99,6 +116,7 @@ def matmul_forward(out, inp, w):
 
     Through a transposed copy of w, so the innermost loop runs over contiguous outputs
     and vectorizes, while each output still adds its I products one by one, in order.
+    Large products split the outputs' columns among threads.
     """
     n, I = inp.shape
     O = w.shape[0]
@@ -106,31 +124,142 @@ def matmul_forward(out, inp, w):
     for o in range(O):
         for i in range(I):
             wT[i, o] = w[o, i]
+    if n * O * I < PARALLEL_MIN_MACS:
+        matmul_forward_columns(out, inp, wT, 0, O)
+    else:
+        matmul_forward_parallel(out, inp, wT)
+
+
+@kernel
+def matmul_forward_columns(out, inp, wT, o0, o1):
+    """out[:, o0:o1]. Over the terms i a tile at a time, in order (the tile of wT stays in
+    cache for every row), and four rows at a time (each weight loaded once for four
+    outputs); every output still adds its terms one by one, in order of i, from 0.0."""
+    n, I = inp.shape
     for t in range(n):
-        row = out[t]
-        row[:] = 0.0
-        for i in range(I):
-            x = inp[t, i]
-            for o in range(O):
-                row[o] += wT[i, o] * x
+        for o in range(o0, o1):
+            out[t, o] = 0.0
+    for a in range(0, I, TILE):
+        b = min(I, a + TILE)
+        t = 0
+        while t + 4 <= n:
+            for i in range(a, b):
+                x0, x1, x2, x3 = inp[t, i], inp[t + 1, i], inp[t + 2, i], inp[t + 3, i]
+                for o in range(o0, o1):
+                    w = wT[i, o]
+                    out[t, o] += w * x0
+                    out[t + 1, o] += w * x1
+                    out[t + 2, o] += w * x2
+                    out[t + 3, o] += w * x3
+            t += 4
+        for t in range(t, n):             # the last rows, one at a time
+            for i in range(a, b):
+                x = inp[t, i]
+                for o in range(o0, o1):
+                    out[t, o] += wT[i, o] * x
+
+
+@parallel_kernel
+def matmul_forward_parallel(out, inp, wT):
+    count = chunks(out.shape[1])
+    for c in prange(count):
+        o0, o1 = chunk(c, count, out.shape[1])
+        matmul_forward_columns(out, inp, wT, o0, o1)
 
 
 @kernel
 def matmul_backward(dinp, dw, dout, inp, w, order, which):
+    """dinp[t, i] += w[o, i] * dout[t, o] for o in order[which[t]], one o after another;
+    dw[o, i] += dout[t, o] * inp[t, i] for t from the last row to the first. Large
+    products split dinp's columns and dw's rows among threads."""
     n, I = inp.shape
     O = w.shape[0]
-    for t in range(n):
-        k = which[t]
-        for r in range(O):
-            o = order[k, r]
-            d = dout[t, o]
+    if n * O * I < PARALLEL_MIN_MACS:
+        matmul_backward_input(dinp, dout, w, order, which, 0, I)
+        matmul_backward_weight(dw, dout, inp, 0, O)
+    else:
+        matmul_backward_parallel(dinp, dw, dout, inp, w, order, which)
+
+
+@kernel
+def matmul_backward_input(dinp, dout, w, order, which, i0, i1):
+    """dinp[:, i0:i1]. Over the terms (each row's order) a tile at a time, in order, and
+    four rows at a time where they take the same order (each weight row loaded once for
+    the four), else one; every element hears from the outputs one after another, in its
+    row's order."""
+    n = dinp.shape[0]
+    O = order.shape[1]
+    for a in range(0, O, TILE):
+        b = min(O, a + TILE)
+        t = 0
+        while t < n:
+            k = which[t]
+            if t + 4 <= n and same_order(order, which, t, 4):
+                for r in range(a, b):
+                    o = order[k, r]
+                    d0, d1, d2, d3 = dout[t, o], dout[t + 1, o], dout[t + 2, o], dout[t + 3, o]
+                    for i in range(i0, i1):
+                        w_oi = w[o, i]
+                        dinp[t, i] += w_oi * d0
+                        dinp[t + 1, i] += w_oi * d1
+                        dinp[t + 2, i] += w_oi * d2
+                        dinp[t + 3, i] += w_oi * d3
+                t += 4
+            else:
+                for r in range(a, b):
+                    o = order[k, r]
+                    d = dout[t, o]
+                    for i in range(i0, i1):
+                        dinp[t, i] += w[o, i] * d
+                t += 1
+
+
+@kernel
+def same_order(order, which, t, count):
+    """Whether rows t .. t+count-1 take the same order (the same row of `order`, or
+    rows equal term by term)."""
+    k = which[t]
+    for j in range(t + 1, t + count):
+        if which[j] != k:
+            for r in range(order.shape[1]):
+                if order[which[j], r] != order[k, r]:
+                    return False
+    return True
+
+
+@kernel
+def matmul_backward_weight(dw, dout, inp, o0, o1):
+    """dw[o0:o1]. Four rows at a time, each input loaded once for four of them, their
+    terms added from the last row of inp to the first."""
+    n, I = inp.shape
+    o = o0
+    while o + 4 <= o1:
+        for t in range(n - 1, -1, -1):
+            d0, d1, d2, d3 = dout[t, o], dout[t, o + 1], dout[t, o + 2], dout[t, o + 3]
             for i in range(I):
-                dinp[t, i] += w[o, i] * d
-    for t in range(n - 1, -1, -1):
-        for o in range(O):
+                x = inp[t, i]
+                dw[o, i] += d0 * x
+                dw[o + 1, i] += d1 * x
+                dw[o + 2, i] += d2 * x
+                dw[o + 3, i] += d3 * x
+        o += 4
+    for o in range(o, o1):                # the last rows, one at a time
+        for t in range(n - 1, -1, -1):
             d = dout[t, o]
             for i in range(I):
                 dw[o, i] += d * inp[t, i]
+
+
+@parallel_kernel
+def matmul_backward_parallel(dinp, dw, dout, inp, w, order, which):
+    count = chunks(dinp.shape[1])
+    for c in prange(count):
+        i0, i1 = chunk(c, count, dinp.shape[1])
+        matmul_backward_input(dinp, dout, w, order, which, i0, i1)
+    count = chunks(dw.shape[0])
+    for c in prange(count):
+        o0, o1 = chunk(c, count, dw.shape[0])
+        matmul_backward_weight(dw, dout, inp, o0, o1)
 
 
 target_last = kernel(model.target_last)

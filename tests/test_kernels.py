@@ -201,6 +201,38 @@ def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch
         check_tensor(f'matmul: d{name}', blocks[1][name], whole[1][name], 0.0)
 
 
+def test_jit_products_are_the_same_floats_on_any_number_of_threads():
+    """Products above jit.tuning.PARALLEL_MIN_MACS split their outputs among threads;
+    on one thread or on every one, they are numpy's reference floats, bit for bit."""
+    import numba
+
+    import jit.kernels
+    from jit.tuning import PARALLEL_MIN_MACS
+    from microgpt.twin import numpy_kernels
+    rng = np.random.default_rng(9)
+    rows, I, O = 37, 301, 211                       # awkward: no thread gets an equal share
+    assert rows * I * O >= PARALLEL_MIN_MACS
+    inp, w, dout = rand(rng, rows, I), rand(rng, O, I), rand(rng, rows, O)
+    order = np.array([rng.permutation(O) for _ in range(2)])
+    which = rng.integers(0, 2, rows)
+
+    def run(K):
+        out, dinp, dw = np.empty((rows, O)), rand(np.random.default_rng(1), rows, I), np.ones((O, I))
+        K.matmul_forward(out, inp, w)
+        K.matmul_backward(dinp, dw, dout, inp, w, order, which)
+        return out, dinp, dw
+
+    expected = run(numpy_kernels)
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, 2, 3, threads}):
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            for name, got, want in zip(('out', 'dinp', 'dw'), run(jit.kernels), expected):
+                check_tensor(f'{name} on {n} threads', got, want, 0.0)
+    finally:
+        numba.set_num_threads(threads)
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_pack_batch(backend):
     K = importlib.import_module(backend)

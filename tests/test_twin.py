@@ -98,6 +98,28 @@ def test_a_batch_is_its_documents_run_apart_averaged(tier):
         check_tensor(f'd{name}', g, (grads_long[name] + grads_short[name]) / 2, 1e-12)
 
 
+def test_the_thread_count_does_not_change_a_bit(data_path, tmp_path):
+    """A config wide enough that the jit tier's products run in parallel: on one thread
+    and on two, the very same losses and samples."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, run_cli
+    subprocess.run([sys.executable, '-m', 'jit.warm', '--wait'], cwd=ROOT, check=True,
+                   capture_output=True)               # so that the runs use the compiled tier
+    reports = []
+    for threads in ('1', '2'):
+        path = tmp_path / f'threads{threads}.json'
+        rc, _, err = run_cli('--data', data_path, '--tier', 'jit', '--n-embd', '64',
+                             '--batch-size', '4', '--steps', '4', '--num-samples', '4',
+                             '--json', path, env={'NUMBA_NUM_THREADS': threads})
+        assert rc == 0 and 'loaded from the numba cache' in err, err
+        reports.append(json.loads(path.read_text()))
+    assert reports[0]['losses'] == reports[1]['losses']
+    assert reports[0]['samples'] == reports[1]['samples']
+
+
 def test_check_tensor_reports_the_first_mismatch():
     with pytest.raises(AssertionError, match=r'dwte: 1 of 3 .* first at \(1,\): got 2\.5, '
                                              r'expected 2\.0; max relative difference 0\.25'):
