@@ -60,6 +60,10 @@ def build_parser():
     p.add_argument('--n-embd', type=int, default=d.n_embd)
     p.add_argument('--n-head', type=int, default=d.n_head)
     p.add_argument('--block-size', type=int, default=d.block_size)
+    p.add_argument('--init-std', type=float, default=d.init_std,
+                   help='every weight starts as gauss(0, this) (default: 0.08, as the reference)')
+    p.add_argument('--learning-rate', type=float, default=d.learning_rate,
+                   help="Adam's base rate, decayed linearly to 0 (default: 0.01)")
     p.add_argument('--temperature', type=float, default=d.temperature)
     p.add_argument('--num-samples', type=int, default=d.num_samples)
     p.add_argument('--json', metavar='PATH', help='write losses, samples and timings here')
@@ -225,7 +229,8 @@ def train_main(argv):
     args = build_parser().parse_args(argv)
     config = GPTConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size,
                        n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head,
-                       block_size=args.block_size,
+                       block_size=args.block_size, init_std=args.init_std,
+                       learning_rate=args.learning_rate,
                        temperature=args.temperature, num_samples=args.num_samples)
     tier, Model = pick_tier(args.tier, args.precision)
     if args.json and args.save and os.path.abspath(args.json) == os.path.abspath(args.save):

@@ -49,8 +49,9 @@ class GPTConfig:
             raise ConfigError(f"num_samples must be zero or more, got {self.num_samples}")
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        for name in ('temperature', 'init_std', 'learning_rate'):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
     def __setattr__(self, name, value):
         raise AttributeError("GPTConfig is immutable; make a new one")
