@@ -17,7 +17,7 @@ from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
 from .exact import power, root_candidates, square_candidates
-from .tuning import CHUNK_MIN_WIDTH, MAX_CHUNKS, PARALLEL_MIN_MACS, TILE
+from .tuning import CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS, PARALLEL_MIN_MACS, TILE
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -114,20 +114,58 @@ def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
 def matmul_forward(out, inp, w):
     """out (n,O) = inp (n,I) @ w.T; each output summed over i in order, from 0.0.
 
-    Through a transposed copy of w, so the innermost loop runs over contiguous outputs
-    and vectorizes, while each output still adds its I products one by one, in order.
-    Large products split the outputs' columns among threads.
+    With DOT_MAX_ROWS rows or more, through a transposed copy of w, so the innermost
+    loop runs over contiguous outputs and vectorizes, while each output still adds its I
+    products one by one, in order; with fewer (sampling's one row), one dot product per
+    output, as the copy would cost more than the product. Large products split the
+    outputs' columns among threads.
     """
     n, I = inp.shape
     O = w.shape[0]
-    wT = np.empty((I, O))
-    for o in range(O):
-        for i in range(I):
-            wT[i, o] = w[o, i]
-    if n * O * I < PARALLEL_MIN_MACS:
-        matmul_forward_columns(out, inp, wT, 0, O)
+    if n < DOT_MAX_ROWS:
+        wT = np.empty((0, 0))
     else:
-        matmul_forward_parallel(out, inp, wT)
+        wT = np.empty((I, O))
+        for o in range(O):
+            for i in range(I):
+                wT[i, o] = w[o, i]
+    if n * O * I < PARALLEL_MIN_MACS:
+        matmul_forward_slice(out, inp, w, wT, 0, O)
+    else:
+        matmul_forward_parallel(out, inp, w, wT)
+
+
+@kernel
+def matmul_forward_slice(out, inp, w, wT, o0, o1):
+    """out[:, o0:o1], through wT if it is there, else by dot products."""
+    if wT.shape[0] == 0:
+        matmul_forward_dots(out, inp, w, o0, o1)
+    else:
+        matmul_forward_columns(out, inp, wT, o0, o1)
+
+
+@kernel
+def matmul_forward_dots(out, inp, w, o0, o1):
+    """out[:, o0:o1] a dot product per output, four outputs at a time (four independent
+    sums, each over i in order, from 0.0)."""
+    n, I = inp.shape
+    for t in range(n):
+        o = o0
+        while o + 4 <= o1:
+            a0 = a1 = a2 = a3 = 0.0
+            for i in range(I):
+                x = inp[t, i]
+                a0 += w[o, i] * x
+                a1 += w[o + 1, i] * x
+                a2 += w[o + 2, i] * x
+                a3 += w[o + 3, i] * x
+            out[t, o], out[t, o + 1], out[t, o + 2], out[t, o + 3] = a0, a1, a2, a3
+            o += 4
+        for o in range(o, o1):            # the last outputs, one at a time
+            acc = 0.0
+            for i in range(I):
+                acc += w[o, i] * inp[t, i]
+            out[t, o] = acc
 
 
 @kernel
@@ -160,11 +198,11 @@ def matmul_forward_columns(out, inp, wT, o0, o1):
 
 
 @parallel_kernel
-def matmul_forward_parallel(out, inp, wT):
+def matmul_forward_parallel(out, inp, w, wT):
     count = chunks(out.shape[1])
     for c in prange(count):
         o0, o1 = chunk(c, count, out.shape[1])
-        matmul_forward_columns(out, inp, wT, o0, o1)
+        matmul_forward_slice(out, inp, w, wT, o0, o1)
 
 
 @kernel

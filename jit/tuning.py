@@ -16,3 +16,6 @@ MAX_CHUNKS = 64
 # tile of weights a thread works on (TILE x CHUNK_MIN_WIDTH or more, 128 KB and up)
 # stays in its core's cache while every row goes by.
 TILE = 256
+# A product of fewer rows than this (sampling's one) takes a dot product per output
+# instead of first transposing the weights: the copy would cost more than the product.
+DOT_MAX_ROWS = 4

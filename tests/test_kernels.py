@@ -185,6 +185,21 @@ def test_jit_kernels_match_numpy_kernels(op):
         check_tensor(f'{op}: d{name}', got[name], expected[name], 0.0)
 
 
+@pytest.mark.parametrize('rows, I, O', [(1, 6, 9), (2, 6, 9), (3, 7, 13), (4, 6, 9),
+                                         (1, 1001, 301)])    # the last: parallel dot products
+def test_jit_forward_products_of_few_rows_are_numpys_floats(rows, I, O):
+    """Below jit.tuning.DOT_MAX_ROWS rows (sampling's one), a dot product per output
+    instead of a transposed copy: the same floats either way."""
+    import jit.kernels
+    from microgpt.twin import numpy_kernels
+    rng = np.random.default_rng(rows * I * O)
+    inp, w = rand(rng, rows, I), rand(rng, O, I)
+    got, expected = np.empty((rows, O)), np.empty((rows, O))
+    jit.kernels.matmul_forward(got, inp, w)
+    numpy_kernels.matmul_forward(expected, inp, w)
+    check_tensor('out', got, expected, 0.0)
+
+
 def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch):
     """Wide layers sum their terms in blocks of at most BLOCK floats: tiny blocks (a
     term or two each) give the very floats of one block (the default, at these sizes)."""
