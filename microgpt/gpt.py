@@ -321,8 +321,12 @@ def train(model, docs, tok, config, on_step=None):
     return losses
 
 
+def step_line(step, steps, loss):
+    return f"step {step+1:4d} / {steps:4d} | loss {loss:.4f}"
+
+
 def print_step(step, steps, loss):
-    print(f"step {step+1:4d} / {steps:4d} | loss {loss:.4f}", end='\r')
+    print(step_line(step, steps, loss), end='\r')
 
 
 def sample(model, tok, config, prompt=''):

@@ -1,6 +1,7 @@
 """The vectorized twin of the scalar model, as a tier: numpy runs it here; jit/ and gpu/
 supply faster kernels for the very same model (see model.py)."""
 import random
+import sys
 import time
 
 import numpy as np
@@ -70,13 +71,19 @@ class TwinGPT:
             view[:] = np.array(params[name], dtype=np.float64)
         self.flat = self.flat._replace(params=self.kernels.to_device(host))
 
-    def adam_step(self, step):
-        """Adam's scalars for this step, each computed as the reference computes it."""
+    def adam_schedule(self, step):
+        """Adam's scalars that change from step to step: the learning rate and the two
+        bias corrections, each computed as the reference computes it."""
         c = self.config
-        return AdamStep(lr=c.learning_rate * (1 - step / c.steps), beta1=c.beta1,
-                        beta2=c.beta2, one_minus_beta1=1 - c.beta1, one_minus_beta2=1 - c.beta2,
-                        bias1=1 - c.beta1 ** (step + 1), bias2=1 - c.beta2 ** (step + 1),
-                        eps=c.eps_adam)
+        return (c.learning_rate * (1 - step / c.steps), 1 - c.beta1 ** (step + 1),
+                1 - c.beta2 ** (step + 1))
+
+    def adam_step(self, step):
+        """All of Adam's scalars for this step."""
+        c = self.config
+        lr, bias1, bias2 = self.adam_schedule(step)
+        return AdamStep(lr=lr, beta1=c.beta1, beta2=c.beta2, one_minus_beta1=1 - c.beta1,
+                        one_minus_beta2=1 - c.beta2, bias1=bias1, bias2=bias2, eps=c.eps_adam)
 
     def train_step(self, batch, step):
         return self.train_steps([batch], step)[0]
@@ -85,19 +92,16 @@ class TwinGPT:
         """Training steps first_step, first_step+1, ... on these batches (lists of token
         lists, one a step), in one call into the model; their losses."""
         S, B, T = len(batches), self.config.batch_size, self.config.block_size
-        tokens = np.zeros((S, B, T + 1), dtype=np.int64)
-        lengths = np.empty((S, B), dtype=np.int64)
-        schedule = np.empty((S, 3))               # Adam's per-step scalars
-        for s, batch in enumerate(batches):
-            for b, ids in enumerate(batch):
-                n = min(T, len(ids) - 1)
-                tokens[s, b, :n + 1] = ids[:n + 1]
-                lengths[s, b] = n
-            adam = self.adam_step(first_step + s)
-            schedule[s] = adam.lr, adam.bias1, adam.bias2
+        docs = [ids for batch in batches for ids in batch]
+        pad = [0] * (T + 1)
+        tokens = np.array([(ids + pad)[:T + 1] for ids in docs], dtype=np.int64)
+        lengths = np.array([min(T, len(ids) - 1) for ids in docs], dtype=np.int64)
+        schedule = np.array([self.adam_schedule(first_step + s) for s in range(S)])
         losses = np.empty(S)
-        self.fn.train_steps(self.flat, self.batch, self.kernels.to_device(tokens), lengths,
-                            schedule, self.hp, self.adam_step(first_step), self.orders, losses)
+        self.fn.train_steps(self.flat, self.batch,
+                            self.kernels.to_device(tokens.reshape(S, B, T + 1)),
+                            lengths.reshape(S, B), schedule, self.hp,
+                            self.adam_step(first_step), self.orders, losses)
         return losses.tolist()
 
     def new_cache(self):
@@ -117,7 +121,7 @@ def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
     call into the model (a chunk of about chunk_seconds), so that the Python around a
     step is paid once a chunk. on_step is called after each chunk."""
-    from ..gpt import print_step, step_batch
+    from ..gpt import step_batch, step_line
     losses, chunk = [], 1
     while len(losses) < config.steps:
         first = len(losses)
@@ -126,8 +130,8 @@ def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
         losses += model.train_steps([step_batch(docs, tok, step, config.batch_size)
                                      for step in range(first, first + count)], first)
         elapsed = time.perf_counter() - t0
-        for step in range(first, first + count):
-            print_step(step, config.steps, losses[step])
+        sys.stdout.write(''.join(step_line(step, config.steps, losses[step]) + '\r'
+                                 for step in range(first, first + count)))
         if on_step is not None and on_step(len(losses)):
             break
         chunk = max(1, min(4 * chunk, int(count * chunk_seconds / max(elapsed, 1e-6))))
