@@ -314,7 +314,46 @@ def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
 
 def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minus_beta2,
                 bias1, bias2, eps):
-    """Adam over flat arrays, each element exactly as the reference's loop body."""
+    """Adam over flat arrays, each element exactly as the reference's loop body, whose
+    g ** 2 and v_hat ** 0.5 are libm's pow. A call into libm per element, from Python,
+    would cost more than the rest of the step, so, as jit/exact.py explains: pow
+    returns the correctly rounded value (g*g, sqrt) or, near halfway, possibly its
+    neighbour; the update is computed with both, and pow is called only for the
+    elements where they differ (about 1 in 170)."""
     m[...] = beta1 * m + one_minus_beta1 * grads
-    v[...] = beta2 * v + one_minus_beta2 * power(grads, 2.0)
-    params -= lr * (m / bias1) / (power(v / bias2, 0.5) + eps)
+    sq = grads * grads
+    sq_alt = pow_candidate(sq, product_error(grads, grads), 1.0)
+    v_new = beta2 * v + one_minus_beta2 * sq
+    v_hat = v_new / bias2
+    root = np.sqrt(v_hat)
+    root_alt = pow_candidate(root, (v_hat - root * root) - product_error(root, root), 2 * root)
+    update = lr * (m / bias1)
+    p_new = params - update / (root + eps)
+    settle = ((v_new != beta2 * v + one_minus_beta2 * sq_alt)
+              | (p_new != params - update / (root_alt + eps)))
+    v_new[settle] = beta2 * v[settle] + one_minus_beta2 * power(grads[settle], 2.0)
+    p_new[settle] = params[settle] - update[settle] / (power(v_new[settle] / bias2, 0.5) + eps)
+    v[...] = v_new
+    params[...] = p_new
+
+
+def product_error(a, b):
+    """a*b - (a*b rounded), exactly: Dekker's product, with Veltkamp's split of each
+    factor into two halves whose products are exact (numpy has no FMA). Exact while the
+    error is a normal float: for products above about 1e-290."""
+    def split(x):
+        c = 134217729.0 * x                   # 2**27 + 1
+        high = c - (c - x)
+        return high, x - high
+    ah, al = split(a)
+    bh, bl = split(b)
+    return ((ah * bh - a * b) + ah * bl + al * bh) + al * bl
+
+
+def pow_candidate(r, err, den):
+    """The other float pow may return where r is the correctly rounded value of its true
+    result t, t - r ~ err / den (den > 0): r's neighbour on t's side where t is within
+    0.05 ulp of halfway, else r; NaN where r is a power of two (jit/exact.candidates)."""
+    spacing = np.spacing(r)
+    alt = np.where(np.abs(err) > 0.45 * spacing * den, r + np.copysign(spacing, err), r)
+    return np.where(np.frexp(r)[0] == 0.5, np.nan, alt)
