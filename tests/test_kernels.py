@@ -201,6 +201,33 @@ def test_jit_forward_products_of_few_rows_are_numpys_floats(rows, I, O):
     check_tensor('out', got, expected, 0.0)
 
 
+@pytest.mark.parametrize('rows, I, O', [(11, 70, 45), (8, 64, 96), (5, 33, 31), (4, 32, 32)])
+def test_jit_products_in_register_blocks_are_numpys_floats(rows, I, O):
+    """The jit products run blocks of 4 rows x jit.tuning.BLOCK_COLUMNS columns, then
+    what is left of each: whole blocks and remainders, on one thread (below
+    PARALLEL_MIN_MACS), forward and both backward products, dinp and dw already holding
+    earlier contributions, rows taking one of two orders."""
+    import jit.kernels
+    from jit.tuning import BLOCK_COLUMNS, PARALLEL_MIN_MACS
+    from microgpt.twin import numpy_kernels
+    assert rows * I * O < PARALLEL_MIN_MACS and max(I, O) >= BLOCK_COLUMNS
+    rng = np.random.default_rng()
+    inp, w, dout = rand(rng, rows, I), rand(rng, O, I), rand(rng, rows, O)
+    order = np.array([rng.permutation(O), np.arange(O - 1, -1, -1)])
+    which = rng.integers(0, 2, rows)
+    which[:4] = 1                                  # a block of four rows taking one order
+    dinp0, dw0 = rand(rng, rows, I), rand(rng, O, I)
+
+    def run(K):
+        out, dinp, dw = np.empty((rows, O)), dinp0.copy(), dw0.copy()
+        K.matmul_forward(out, inp, w)
+        K.matmul_backward(dinp, dw, dout, inp, w, order, which)
+        return out, dinp, dw
+
+    for name, got, want in zip(('out', 'dinp', 'dw'), run(jit.kernels), run(numpy_kernels)):
+        check_tensor(name, got, want, 0.0)
+
+
 def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch):
     """Wide layers sum their terms in blocks of at most BLOCK floats: tiny blocks (a
     term or two each) give the very floats of one block (the default, at these sizes)."""
