@@ -117,34 +117,26 @@ def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
 def matmul_forward(out, inp, w):
     """out (n,O) = inp (n,I) @ w.T; each output summed over i in order, from 0.0.
 
-    With DOT_MAX_ROWS rows or more, through a transposed copy of w, so the innermost
-    loop runs over contiguous outputs and vectorizes, while each output still adds its I
-    products one by one, in order; with fewer (sampling's one row), one dot product per
-    output, as the copy would cost more than the product. Large products split the
-    outputs' columns among threads.
+    With DOT_MAX_ROWS rows or more, a block of outputs at a time through a transposed
+    copy of that block's weights (matmul_forward_columns); with fewer (sampling's one
+    row), one dot product per output, as the copy would cost more than the product.
+    Large products split the outputs' columns among threads.
     """
     n, I = inp.shape
     O = w.shape[0]
-    if n < DOT_MAX_ROWS:
-        wT = np.empty((0, 0))
-    else:
-        wT = np.empty((I, O))
-        for o in range(O):
-            for i in range(I):
-                wT[i, o] = w[o, i]
     if n * O * I < PARALLEL_MIN_MACS:
-        matmul_forward_slice(out, inp, w, wT, 0, O)
+        matmul_forward_slice(out, inp, w, 0, O)
     else:
-        matmul_forward_parallel(out, inp, w, wT)
+        matmul_forward_parallel(out, inp, w)
 
 
 @kernel
-def matmul_forward_slice(out, inp, w, wT, o0, o1):
-    """out[:, o0:o1], through wT if it is there, else by dot products."""
-    if wT.shape[0] == 0:
+def matmul_forward_slice(out, inp, w, o0, o1):
+    """out[:, o0:o1]."""
+    if inp.shape[0] < DOT_MAX_ROWS:
         matmul_forward_dots(out, inp, w, o0, o1)
     else:
-        matmul_forward_columns(out, inp, wT, o0, o1)
+        matmul_forward_columns(out, inp, w, o0, o1)
 
 
 @kernel
@@ -172,14 +164,17 @@ def matmul_forward_dots(out, inp, w, o0, o1):
 
 
 @kernel
-def matmul_forward_columns(out, inp, wT, o0, o1):
+def matmul_forward_columns(out, inp, w, o0, o1):
     """out[:, o0:o1], a block of 4 rows x BLOCK_COLUMNS outputs at a time, their sums
     held in registers over all I terms: every output adds its terms one by one, in order
-    of i, from 0.0. (See in_column_blocks.)"""
+    of i, from 0.0. Each block of outputs first copies its weights, transposed, into a
+    panel (I, BLOCK_COLUMNS), so that the microkernel reads them row by row; every row
+    block then reuses the panel."""
     full = in_column_blocks(o0, o1)
-    forward_columns(out, inp, wT, o0, full, BLOCK_COLUMNS)
+    panel = np.empty((inp.shape[1], BLOCK_COLUMNS))
+    forward_columns(out, inp, w, panel, o0, full, BLOCK_COLUMNS)
     if full < o1:
-        forward_columns(out, inp, wT, full, o1, o1 - full)
+        forward_columns(out, inp, w, panel, full, o1, o1 - full)
 
 
 @kernel
@@ -192,16 +187,19 @@ def in_column_blocks(c0, c1):
 
 
 @block_loop
-def forward_columns(out, inp, wT, c0, c1, width):
+def forward_columns(out, inp, w, panel, c0, c1, width):
     n, I = inp.shape
     acc = np.empty((4, BLOCK_COLUMNS))
     for c in range(c0, c1, width):
+        for j in range(width):
+            for i in range(I):
+                panel[i, j] = w[c + j, i]
         for t in range(0, n, 4):
             rows = min(4, n - t)
             acc[:] = 0.0
             for i in range(I):
                 x0, x1, x2, x3 = block_scalars(inp, t, rows, i)
-                add_scaled_rows(acc, width, wT, i, c, x0, x1, x2, x3)
+                add_scaled_rows(acc, width, panel, i, 0, x0, x1, x2, x3)
             store_block(out, acc, t, rows, c, width)
 
 
@@ -258,11 +256,11 @@ def store_block(dst, acc, t, rows, c, width):
 
 
 @parallel_kernel
-def matmul_forward_parallel(out, inp, w, wT):
+def matmul_forward_parallel(out, inp, w):
     count = chunks(out.shape[1])
     for c in prange(count):
         o0, o1 = chunk(c, count, out.shape[1])
-        matmul_forward_slice(out, inp, w, wT, o0, o1)
+        matmul_forward_slice(out, inp, w, o0, o1)
 
 
 @kernel

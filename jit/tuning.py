@@ -16,10 +16,10 @@ MAX_CHUNKS = 64
 # time, the block's sums held in vector registers while all their terms go by, in order
 # (jit.kernels.add_scaled_rows): 4 x 16 doubles, 8 AVX-512 registers. 16 is also the
 # default model's width, so its products run whole blocks. `python
-# scripts/bench_products.py` at 512 x 512 x 512 on this project's 2-core machine: 36.2
-# GFLOP/s forward and 32.7 backward (2 threads; 20.3 and 15.3 on one), against 12.4 and
+# scripts/bench_products.py` at 512 x 512 x 512 on this project's 2-core machine: 53.0
+# GFLOP/s forward and 34.1 backward (2 threads; 25.6 and 15.2 on one), against 12.4 and
 # 15.0 (6.5 and 7.3) for the kernels before, which added each term to outputs in memory;
-# numpy's BLAS, 101.7.
+# numpy's BLAS, 101.7 to 103.6.
 BLOCK_COLUMNS = 16
 # A product of fewer rows than this (sampling's one) takes a dot product per output
 # instead of first transposing the weights: the copy would cost more than the product.
