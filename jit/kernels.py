@@ -17,7 +17,7 @@ from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
 from .exact import power, reciprocal, root_candidates, square_candidates
-from .tuning import BLOCK_COLUMNS, CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS, PARALLEL_MIN_MACS
+from .tuning import ADAM_SLICE, BLOCK_COLUMNS, CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS, PARALLEL_MIN_MACS
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -537,6 +537,30 @@ def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
 @kernel
 def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minus_beta2,
                 bias1, bias2, eps):
+    """Adam over the flat arrays: on the calling thread, or, from 2 * ADAM_SLICE
+    parameters up, in slices shared among numba's threads. Each parameter's update is
+    its own, so no result depends on the slicing."""
+    count = min(MAX_CHUNKS, params.shape[0] // ADAM_SLICE)
+    if count < 2:
+        adam_update_slice(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                          one_minus_beta2, bias1, bias2, eps)
+    else:
+        adam_update_parallel(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                             one_minus_beta2, bias1, bias2, eps, count)
+
+
+@parallel_kernel
+def adam_update_parallel(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                         one_minus_beta2, bias1, bias2, eps, count):
+    for c in prange(count):
+        a, b = chunk(c, count, params.shape[0])
+        adam_update_slice(params[a:b], grads[a:b], m[a:b], v[a:b], lr, beta1, beta2,
+                          one_minus_beta1, one_minus_beta2, bias1, bias2, eps)
+
+
+@kernel
+def adam_update_slice(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
+                      one_minus_beta2, bias1, bias2, eps):
     """The reference's loop body per parameter, with g ** 2 and v_hat ** 0.5 libm's pow.
     pow may return one of two floats (exact.square_candidates, root_candidates): a
     vectorized pass computes the new v and the new parameter with each, keeps them where

@@ -24,3 +24,8 @@ BLOCK_COLUMNS = 16
 # A product of fewer rows than this (sampling's one) takes a dot product per output
 # instead of first transposing the weights: the copy would cost more than the product.
 DOT_MAX_ROWS = 4
+# Adam runs on numba's threads, in slices of at least ADAM_SLICE parameters, from two
+# slices up. Smaller models (the default has 4,192 parameters) update on the calling
+# thread: a parallel region's start-up is not worth it there (measured: no faster over
+# a default run, and more spread from run to run).
+ADAM_SLICE = 2 ** 16

@@ -369,3 +369,22 @@ def test_jit_reciprocal_is_libm_pow():
     expected = np.array([v ** -1 for v in x])
     assert (1 / x != expected).any()          # the shortcut is wrong somewhere here
     assert reciprocals(x).tolist() == expected.tolist()
+
+
+def test_jit_adam_in_parallel_slices_is_the_reference_loop():
+    """From 2 * jit.tuning.ADAM_SLICE parameters, Adam runs in slices on numba's
+    threads: every parameter as the reference's loop has it, on one thread or several."""
+    import numba
+
+    import jit.kernels
+    from jit.tuning import ADAM_SLICE
+    (p, g, m, v), args, expected = adam_case(size=2 * ADAM_SLICE + 1001, seed=None)
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, threads}):
+            numba.set_num_threads(n)
+            got = p.copy(), m.copy(), v.copy()
+            jit.kernels.adam_update(got[0], g, got[1], got[2], *args)
+            assert [x.tolist() for x in got] == list(expected), f"on {n} threads"
+    finally:
+        numba.set_num_threads(threads)
