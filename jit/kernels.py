@@ -6,7 +6,8 @@ to right from 0.0, as the reference's sum(); a gradient's contributions in the s
 graph's order, model.backward_orders), every `**` is libm's pow (jit/exact.py), and
 nothing is compiled with fastmath. Loops keep the innermost index contiguous and
 independent where the order allows it (a whole row updated per term), so LLVM can
-vectorize them without reassociating any sum.
+vectorize them without reassociating any sum; the products hold a block of 4 rows x
+BLOCK_COLUMNS sums in vector registers while their terms go by (add_scaled_rows).
 """
 import math
 
@@ -188,6 +189,7 @@ def in_column_blocks(c0, c1):
 
 @block_loop
 def forward_columns(out, inp, w, panel, c0, c1, width):
+    """out[:, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n, I = inp.shape
     acc = np.empty((4, BLOCK_COLUMNS))
     for c in range(c0, c1, width):
@@ -243,6 +245,7 @@ def add_scaled_row(acc, width, v, row, c, a):
 
 @block_loop
 def load_block(acc, src, t, rows, c, width):
+    """acc[:rows, :width] = src[t:t+rows, c:c+width]."""
     for r in range(rows):
         for j in range(width):
             acc[r, j] = src[t + r, c + j]
@@ -250,6 +253,7 @@ def load_block(acc, src, t, rows, c, width):
 
 @block_loop
 def store_block(dst, acc, t, rows, c, width):
+    """dst[t:t+rows, c:c+width] = acc[:rows, :width]."""
     for r in range(rows):
         for j in range(width):
             dst[t + r, c + j] = acc[r, j]
@@ -290,6 +294,7 @@ def matmul_backward_input(dinp, dout, w, order, which, i0, i1):
 
 @block_loop
 def backward_input_columns(dinp, dout, w, order, which, c0, c1, width):
+    """dinp[:, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n = dinp.shape[0]
     O = order.shape[1]
     acc = np.empty((4, BLOCK_COLUMNS))
@@ -338,6 +343,7 @@ def matmul_backward_weight(dw, dout, inp, o0, o1):
 
 @block_loop
 def backward_weight_columns(dw, dout, inp, o0, o1, c0, c1, width):
+    """dw[o0:o1, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n = inp.shape[0]
     acc = np.empty((4, BLOCK_COLUMNS))
     for c in range(c0, c1, width):
