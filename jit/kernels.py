@@ -283,17 +283,33 @@ def matmul_backward(dinp, dw, dout, inp, w, order, which):
 
 @kernel
 def matmul_backward_input(dinp, dout, w, order, which, i0, i1):
-    """dinp[:, i0:i1], a block of 4 rows (that take the same order; else one) x
-    BLOCK_COLUMNS elements at a time, held in registers while they hear from every
-    output: each element hears from the outputs one after another, in its row's order."""
+    """dinp[:, i0:i1], a block of up to 4 rows that take the same order x BLOCK_COLUMNS
+    elements at a time, held in registers while they hear from every output: each
+    element hears from the outputs one after another, in its row's order."""
+    blocks = row_blocks(order, which, dinp.shape[0])
     full = in_column_blocks(i0, i1)
-    backward_input_columns(dinp, dout, w, order, which, i0, full, BLOCK_COLUMNS)
+    backward_input_columns(dinp, dout, w, order, which, blocks, i0, full, BLOCK_COLUMNS)
     if full < i1:
-        backward_input_columns(dinp, dout, w, order, which, full, i1, i1 - full)
+        backward_input_columns(dinp, dout, w, order, which, blocks, full, i1, i1 - full)
+
+
+@kernel
+def row_blocks(order, which, n):
+    """blocks[t] = how many rows from row t on (up to 4) take the same order, for each
+    row t that starts a block; the next block starts after them."""
+    blocks = np.zeros(n, dtype=np.int64)
+    t = 0
+    while t < n:
+        rows = 1
+        while rows < 4 and t + rows < n and same_order(order, which[t], which[t + rows]):
+            rows += 1
+        blocks[t] = rows
+        t += rows
+    return blocks
 
 
 @block_loop
-def backward_input_columns(dinp, dout, w, order, which, c0, c1, width):
+def backward_input_columns(dinp, dout, w, order, which, blocks, c0, c1, width):
     """dinp[:, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n = dinp.shape[0]
     O = order.shape[1]
@@ -301,14 +317,13 @@ def backward_input_columns(dinp, dout, w, order, which, c0, c1, width):
     for c in range(c0, c1, width):
         t = 0
         while t < n:
-            rows = 4 if t + 4 <= n and same_order(order, which, t, 4) else 1
-            k = which[t]
+            rows, k = blocks[t], which[t]
             load_block(acc, dinp, t, rows, c, width)
-            if rows == 4:
+            if rows > 1:
                 for r in range(O):
                     o = order[k, r]
-                    add_scaled_rows(acc, width, w, o, c, dout[t, o], dout[t + 1, o],
-                                    dout[t + 2, o], dout[t + 3, o])
+                    d0, d1, d2, d3 = block_scalars(dout, t, rows, o)
+                    add_scaled_rows(acc, width, w, o, c, d0, d1, d2, d3)
             else:
                 for r in range(O):
                     o = order[k, r]
@@ -318,15 +333,13 @@ def backward_input_columns(dinp, dout, w, order, which, c0, c1, width):
 
 
 @kernel
-def same_order(order, which, t, count):
-    """Whether rows t .. t+count-1 take the same order (the same row of `order`, or
-    rows equal term by term)."""
-    k = which[t]
-    for j in range(t + 1, t + count):
-        if which[j] != k:
-            for r in range(order.shape[1]):
-                if order[which[j], r] != order[k, r]:
-                    return False
+def same_order(order, a, b):
+    """Whether rows a and b of `order` are the same, term by term."""
+    if a == b:
+        return True
+    for r in range(order.shape[1]):
+        if order[a, r] != order[b, r]:
+            return False
     return True
 
 
