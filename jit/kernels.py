@@ -274,19 +274,19 @@ def matmul_backward(dinp, dw, dout, inp, w, order, which):
     products split dinp's columns and dw's rows among threads."""
     n, I = inp.shape
     O = w.shape[0]
+    blocks = row_blocks(order, which, n)          # once, for every slice of dinp
     if n * O * I < PARALLEL_MIN_MACS:
-        matmul_backward_input(dinp, dout, w, order, which, 0, I)
+        matmul_backward_input(dinp, dout, w, order, which, blocks, 0, I)
         matmul_backward_weight(dw, dout, inp, 0, O)
     else:
-        matmul_backward_parallel(dinp, dw, dout, inp, w, order, which)
+        matmul_backward_parallel(dinp, dw, dout, inp, w, order, which, blocks)
 
 
 @kernel
-def matmul_backward_input(dinp, dout, w, order, which, i0, i1):
-    """dinp[:, i0:i1], a block of up to 4 rows that take the same order x BLOCK_COLUMNS
-    elements at a time, held in registers while they hear from every output: each
-    element hears from the outputs one after another, in its row's order."""
-    blocks = row_blocks(order, which, dinp.shape[0])
+def matmul_backward_input(dinp, dout, w, order, which, blocks, i0, i1):
+    """dinp[:, i0:i1], a block of up to 4 rows that take the same order (row_blocks) x
+    BLOCK_COLUMNS elements at a time, held in registers while they hear from every
+    output: each element hears from the outputs one after another, in its row's order."""
     full = in_column_blocks(i0, i1)
     backward_input_columns(dinp, dout, w, order, which, blocks, i0, full, BLOCK_COLUMNS)
     if full < i1:
@@ -370,11 +370,11 @@ def backward_weight_columns(dw, dout, inp, o0, o1, c0, c1, width):
 
 
 @parallel_kernel
-def matmul_backward_parallel(dinp, dw, dout, inp, w, order, which):
+def matmul_backward_parallel(dinp, dw, dout, inp, w, order, which, blocks):
     count = chunks(dinp.shape[1])
     for c in prange(count):
         i0, i1 = chunk(c, count, dinp.shape[1])
-        matmul_backward_input(dinp, dout, w, order, which, i0, i1)
+        matmul_backward_input(dinp, dout, w, order, which, blocks, i0, i1)
     count = chunks(dw.shape[0])
     for c in prange(count):
         o0, o1 = chunk(c, count, dw.shape[0])
