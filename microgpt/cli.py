@@ -239,7 +239,7 @@ def train_main(argv):
         if path:
             check_writable(flag, path)
     path = find_data(args.data)
-    docs = load_docs(path)
+    docs = load_docs(path, reads=config.steps * config.batch_size)
     check_memory(tier, config, len(docs.chars()) + 1)
     label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
     print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)

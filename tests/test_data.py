@@ -31,6 +31,35 @@ def test_docs_of_the_reference_data(data_path):
     assert len(docs) == 32033
 
 
+def test_docs_too_long_for_4_byte_spans_take_8():
+    text = 'ann\n' + 'b' * 70000 + '\n carl \n'    # 17 bits of offset leave 15 for a length
+    docs = Docs(text)
+    assert docs.spans.typecode == 'Q'
+    assert [docs[i] for i in range(len(docs))] == ['ann', 'b' * 70000, 'carl']
+    assert Docs('ann\n' + 'b' * 30000 + '\n').spans.typecode == 'I'
+
+
+def test_a_run_holds_only_the_documents_it_reads(data_path):
+    """With reads=n, shuffle() keeps the first n shuffled documents alone: the same as
+    shuffling them all, with len() and chars() still those of every document."""
+    import random
+    everything, kept = load_docs(data_path), load_docs(data_path, reads=1000)
+    random.seed(42)
+    everything.shuffle()
+    after_all = random.getstate()
+    random.seed(42)
+    kept.shuffle()
+    assert random.getstate() == after_all           # the same draws, no more
+    assert len(kept.spans) == 1000 and len(kept.text) < 10000
+    assert [kept[i] for i in range(1000)] == [everything[i] for i in range(1000)]
+    assert len(kept) == len(everything) == 32033
+    assert kept.chars() == everything.chars()
+    with pytest.raises(IndexError, match='document 1000 of 32033 is not held'):
+        kept[1000]
+    with pytest.raises(RuntimeError, match='shuffling again'):
+        kept.shuffle()
+
+
 def test_docs_of_empty_text():
     assert len(Docs('')) == 0 and len(Docs('\n \n')) == 0
 
