@@ -34,7 +34,11 @@ def check_error(args, expected, cwd=None, env=None):
     (['--batch-size', '2.5'], "argument --batch-size: invalid int value: '2.5'"),
     (['--steps', 'ten'], "argument --steps: invalid int value: 'ten'"),
     (['--temperature', 'hot'], "argument --temperature: invalid float value: 'hot'"),
-    (['--unknown-flag'], 'unrecognized arguments: --unknown-flag'),
+    (['--unknown-flag'], 'option --unknown-flag not recognized'),
+    (['--steps'], 'option --steps requires argument'),
+    (['--n', '3'], 'option --n not a unique prefix'),
+    (['--steps', '3', 'extra'], 'unrecognized arguments: extra'),
+    (['--steps=3.0'], "argument --steps: invalid int value: '3.0'"),
 ])
 def test_bad_arguments(args, expected, data_path):
     check_error(['--data', data_path, *args], expected)
@@ -152,3 +156,26 @@ def test_precision_is_for_the_cuda_tier(data_path):
                 '--precision tc is for --tier cuda (tier lean is fp64)')
     check_error(['--data', data_path, '--precision', 'fp16'],
                 "argument --precision: invalid choice: 'fp16'")
+
+
+def test_sample_needs_a_checkpoint():
+    check_error(['sample'], 'the following arguments are required: --load')
+
+
+def test_flags_take_unique_prefixes_and_equals_signs(data_path):
+    rc, out, err = run_cli('--data', data_path, '--tier=lean', '--st', '2', '--num-s=1')
+    assert rc == 0, err
+    assert out.decode().startswith('num docs: 32033\n')
+    assert 'step    2 /    2' in out.decode() and 'sample  1: ' in out.decode()
+
+
+@pytest.mark.parametrize('argv', [['-h'], ['--help'], ['sample', '--help']])
+def test_help_lists_every_flag(argv):
+    rc, out, err = run_cli(*argv)
+    assert rc == 0 and err == ''
+    text = out.decode()
+    assert text.startswith('usage: microgpt')
+    flags = (['--load', '--prompt'] if argv[0] == 'sample' else
+             ['--data', '--steps', '--batch-size', '--n-embd', '--json', '--save'])
+    for flag in flags + ['--tier', '--seed', '--precision']:
+        assert f'\n  {flag} ' in text, flag
