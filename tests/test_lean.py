@@ -62,3 +62,31 @@ def test_lean_step0_gradients_against_the_scalar_model(config_name, docs):
     check_tensor('loss', model.train_step(batch, 0), loss, STEP0_RTOL)
     for name, expected in grads.items():
         check_tensor(f'd{name}', model.grads[name], expected, STEP0_RTOL)
+
+
+# Modules a lean run must not import: each costs its 2.5 MB budget a large share (GNU
+# time's %M, README): argparse 0.45 MB, dataclasses (through inspect) 1.5, hashlib
+# (OpenSSL) 3.5, tempfile and shutil (with bz2, lzma and zlib) 1.3; numpy is another tier's.
+HEAVY_MODULES = {'argparse', 'dataclasses', 'inspect', 'hashlib', 'tempfile', 'shutil',
+                 'bz2', 'lzma', 'numpy'}
+
+
+def test_a_lean_run_leaves_heavy_modules_out(data_path, tmp_path):
+    """The memory is measured by hand (it needs a quiet machine); the imports that decide
+    most of it are checked here: every module in sys.modules when the run exits."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    listing = tmp_path / 'modules.txt'
+    wrapper = ("import atexit, runpy, sys\n"
+               f"atexit.register(lambda: open({str(listing)!r}, 'w').write(' '.join(sys.modules)))\n"
+               "runpy.run_module('microgpt', run_name='__main__')\n")
+    p = subprocess.run([sys.executable, '-c', wrapper, '--tier', 'lean', '--data', data_path,
+                        '--steps', '2', '--num-samples', '1', '--json', tmp_path / 'run.json',
+                        '--save', tmp_path / 'model.json'], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr
+    imported = set(listing.read_text().split())
+    assert {'microgpt.cli', 'microgpt.lean', 'json'} <= imported     # the list is read right
+    assert not imported & HEAVY_MODULES, sorted(imported & HEAVY_MODULES)
