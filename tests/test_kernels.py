@@ -244,6 +244,32 @@ def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch
         check_tensor(f'matmul: d{name}', blocks[1][name], whole[1][name], 0.0)
 
 
+@pytest.mark.parametrize('shape', [(5, 3), (7, 4, 9), (3, 2, 40), (9, 1)], ids=str)
+def test_numpy_ordered_sums_add_term_after_term(shape):
+    """ordered_sum and accumulate_into, thin terms (np.add.accumulate) and thick ones (a
+    loop): each output is ((t0 + t1) + t2) + ..., as a Python loop adds floats. Terms of
+    mixed magnitude, so that another order gives other floats."""
+    from microgpt.twin import numpy_kernels
+    rng = np.random.default_rng(11)
+    terms = rng.standard_normal(shape) * 10.0 ** rng.integers(-8, 9, shape)
+    start = rng.standard_normal(shape[1:])
+    columns = terms.reshape(shape[0], -1).T.tolist()     # each output's terms, in order
+
+    def in_order(first, rest):
+        for t in rest:
+            first = first + t
+        return first
+
+    summed = [in_order(col[0], col[1:]) for col in columns]
+    check_tensor('ordered_sum', numpy_kernels.ordered_sum(terms.copy()).ravel(), summed, 0.0)
+    dst = start.copy()
+    numpy_kernels.accumulate_into(dst, terms.copy())
+    check_tensor('accumulate_into', dst.ravel(),
+                 [in_order(s, col) for s, col in zip(start.ravel().tolist(), columns)], 0.0)
+    reversed_order = [in_order(col[-1], col[-2::-1]) for col in columns]
+    assert reversed_order != summed                      # the order shows in the floats
+
+
 def test_jit_products_are_the_same_floats_on_any_number_of_threads():
     """Products above jit.tuning.PARALLEL_MIN_MACS split their outputs among threads;
     on one thread or on every one, they are numpy's reference floats, bit for bit."""

@@ -41,17 +41,32 @@ def zero(x):
     x[...] = 0.0
 
 
+# Below this many floats a term, np.add.accumulate sums faster than a loop of slices
+# (it costs ~10x more per float, the loop ~0.4 us more per term; measured here).
+THIN_TERM = 32
+
+
 def ordered_sum(terms):
-    """terms[0] + terms[1] + ... over the first axis, one by one, in that order.
-    (np.add.reduce may sum pairwise; accumulate is sequential by definition.)"""
-    return np.add.accumulate(terms, axis=0)[-1]
+    """terms[0] + terms[1] + ... over the first axis, one by one, in that order: a loop
+    of elementwise additions of whole terms, or, for thin terms, np.add.accumulate,
+    sequential by definition. (np.add.reduce may sum pairwise.)"""
+    if terms[0].size < THIN_TERM:
+        return np.add.accumulate(terms, axis=0)[-1]
+    total = terms[0].copy()
+    for term in terms[1:]:
+        total += term
+    return total
 
 
 def accumulate_into(dst, terms):
     """dst += terms[0]; dst += terms[1]; ...: one contribution at a time, in order, as
-    the scalar graph adds them into a node's gradient. (Overwrites `terms`.)"""
-    terms[0] += dst
-    dst[...] = ordered_sum(terms)
+    the scalar graph adds them into a node's gradient. (May overwrite `terms`.)"""
+    if terms[0].size < THIN_TERM:
+        terms[0] += dst
+        dst[...] = np.add.accumulate(terms, axis=0)[-1]
+    else:
+        for term in terms:
+            dst += term
 
 
 # The most floats of terms a product materializes at once (32 MB): products sum their
