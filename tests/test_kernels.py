@@ -270,6 +270,16 @@ def test_numpy_ordered_sums_add_term_after_term(shape):
     assert reversed_order != summed                      # the order shows in the floats
 
 
+def test_numpy_moveaxis_is_numpys():
+    from microgpt.twin.numpy_kernels import moveaxis
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
+    for source in range(-4, 4):
+        for destination in range(-4, 4):
+            got = moveaxis(x, source, destination)
+            assert np.shares_memory(got, x)                      # a view, as numpy's
+            assert np.array_equal(got, np.moveaxis(x, source, destination))
+
+
 def test_jit_products_are_the_same_floats_on_any_number_of_threads():
     """Products above jit.tuning.PARALLEL_MIN_MACS split their outputs among threads;
     on one thread or on every one, they are numpy's reference floats, bit for bit."""
