@@ -12,7 +12,10 @@ BLOCK_COLUMNS sums in vector registers while their terms go by (add_scaled_rows)
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 
 from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
@@ -31,6 +34,27 @@ parallel_kernel = njit(cache=True, error_model='numpy', parallel=True)
 # The products' block loops and microkernel, inlined into their callers by numba, so that
 # a block width passed as a constant is one in the compiled loop.
 block_loop = njit(inline='always', error_model='numpy')
+
+
+@intrinsic
+def register_block(typingctx):
+    """A (4, BLOCK_COLUMNS) float64 array on the stack of the function it is inlined
+    into, for a block of a product's sums. Stack memory, unlike np.empty's, is known to
+    LLVM not to alias any other array, so the block's sums stay in vector registers while
+    the terms go by; an np.empty block was loaded and stored at every term. Only for the
+    block loops (inlined into their kernel): the array must not outlive the call."""
+    block = types.Array(types.float64, 2, 'C')
+
+    def codegen(context, builder, signature, args):
+        f64 = context.get_value_type(types.float64)
+        data = cgutils.alloca_once(builder, f64, size=4 * BLOCK_COLUMNS)
+        intp = lambda x: context.get_constant(types.intp, x)  # noqa: E731
+        array = make_array(block)(context, builder)
+        populate_array(array, data=data, shape=[intp(4), intp(BLOCK_COLUMNS)],
+                       strides=[intp(8 * BLOCK_COLUMNS), intp(8)], itemsize=intp(8),
+                       meminfo=None)
+        return array._getvalue()
+    return block(), codegen
 
 
 @kernel
@@ -191,7 +215,7 @@ def in_column_blocks(c0, c1):
 def forward_columns(out, inp, w, panel, c0, c1, width):
     """out[:, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n, I = inp.shape
-    acc = np.empty((4, BLOCK_COLUMNS))
+    acc = register_block()
     for c in range(c0, c1, width):
         for j in range(width):
             for i in range(I):
@@ -313,7 +337,7 @@ def backward_input_columns(dinp, dout, w, order, which, blocks, c0, c1, width):
     """dinp[:, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n = dinp.shape[0]
     O = order.shape[1]
-    acc = np.empty((4, BLOCK_COLUMNS))
+    acc = register_block()
     for c in range(c0, c1, width):
         t = 0
         while t < n:
@@ -358,7 +382,7 @@ def matmul_backward_weight(dw, dout, inp, o0, o1):
 def backward_weight_columns(dw, dout, inp, o0, o1, c0, c1, width):
     """dw[o0:o1, c0:c1] in blocks of `width` columns (c1 - c0 a multiple of it)."""
     n = inp.shape[0]
-    acc = np.empty((4, BLOCK_COLUMNS))
+    acc = register_block()
     for c in range(c0, c1, width):
         for o in range(o0, o1, 4):
             rows = min(4, o1 - o)

@@ -14,12 +14,13 @@ CHUNK_MIN_WIDTH = 64
 MAX_CHUNKS = 64
 # The products compute their outputs a block of 4 rows x BLOCK_COLUMNS columns at a
 # time, the block's sums held in vector registers while all their terms go by, in order
-# (jit.kernels.add_scaled_rows): 4 x 16 doubles, 8 AVX-512 registers. 16 is also the
-# default model's width, so its products run whole blocks. `python
-# scripts/bench_products.py` at 512 x 512 x 512 on this project's 2-core machine: 53.0
-# GFLOP/s forward and 34.1 backward (2 threads; 25.6 and 15.2 on one), against 12.4 and
-# 15.0 (6.5 and 7.3) for the kernels before, which added each term to outputs in memory;
-# numpy's BLAS, 101.7 to 103.6.
+# (jit.kernels.add_scaled_rows, on a jit.kernels.register_block): 4 x 16 doubles, 8
+# AVX-512 registers. 16 is also the default model's width, so its products run whole
+# blocks. `python scripts/bench_products.py --sizes 512` on this project's 2-core
+# machine: 73.4-74.1 GFLOP/s forward and 50.3-54.6 backward on 2 threads (36.8 and 25.4
+# on one), against 52.4 and 30.5 (25.7 and 14.9) when the block was an np.empty array,
+# which LLVM loaded and stored at every term, and 12.4 and 15.0 for the kernels before
+# the blocks; numpy's BLAS, 98.9 to 103.0 (73.4 on one thread).
 BLOCK_COLUMNS = 16
 # A product of fewer rows than this (sampling's one) takes a dot product per output
 # instead of first transposing the weights: the copy would cost more than the product.
