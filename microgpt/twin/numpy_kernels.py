@@ -60,13 +60,9 @@ def ordered_sum(terms):
 
 def accumulate_into(dst, terms):
     """dst += terms[0]; dst += terms[1]; ...: one contribution at a time, in order, as
-    the scalar graph adds them into a node's gradient. (May overwrite `terms`.)"""
-    if terms[0].size < THIN_TERM:
-        terms[0] += dst
-        dst[...] = np.add.accumulate(terms, axis=0)[-1]
-    else:
-        for term in terms:
-            dst += term
+    the scalar graph adds them into a node's gradient. (Overwrites `terms`.)"""
+    terms[0] += dst
+    dst[...] = ordered_sum(terms)
 
 
 # The most floats of terms a product materializes at once (32 MB): products sum their
@@ -210,7 +206,7 @@ def attention_weights(q, k, visible, scale):
     """Per head, softmax over the visible keys of (q . k) * scale; q (H,n,hd), k
     (H,n,T,hd) each query's key window. Returns the exps e (H,n,T) (zero where not
     visible), their sum and its libm reciprocal total**-1 (H,n)."""
-    logits = ordered_sum(moveaxis(q[:, :, None, :] * k, -1, 0)) * scale    # (H,n,T)
+    logits = ordered_sum(moveaxis(q[:, :, None, :] * k, -1, 0)) * scale       # (H,n,T)
     logits[:, ~visible] = -np.inf
     e = exp(logits - logits.max(axis=2, keepdims=True))
     total = ordered_sum(moveaxis(e, -1, 0))
@@ -232,7 +228,7 @@ def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
     e, total, inv_total = attention_weights(q, k, visible, scale)
     w = e * inv_total[..., None]                              # (H,n,T)
     att[:, a:a + n] = w
-    y = ordered_sum(moveaxis(w[..., None] * v, 2, 0))      # (H,n,hd), over keys in order
+    y = ordered_sum(moveaxis(w[..., None] * v, 2, 0))         # (H,n,hd), over keys in order
     out[a:a + n] = moveaxis(y, 0, 1).reshape(n, C)
 
 
@@ -251,13 +247,13 @@ def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
     w = att[:, :n]                                            # (H,n,T) e * total**-1
     dy = heads(dout[:n], H)                                   # (H,n,hd)
     # out_pj = sum_t w_pt * v_tj: a weight's gradient, over the head's columns, last first
-    dw = ordered_sum(moveaxis(v * dy[:, :, None, :], -1, 0)[::-1])   # (H,n,T)
+    dw = ordered_sum(moveaxis(v * dy[:, :, None, :], -1, 0)[::-1])      # (H,n,T)
     # w_pt = e_pt * total_p ** -1, and `e / total` makes a pow node of its own for each
     # key t: total hears from each, -1 * total**-2 * (e_pt * dw_pt), keys last to first
     dtotal = ordered_sum(moveaxis(-power(total, -2.0)[..., None] * (e * dw), -1, 0)[::-1])
     de = inv_total[..., None] * dw + dtotal[..., None]       # from w_pt, then from the sum
     dlogit = scale * (e * de)                                 # e = exp(...), then * scale
-    dq = ordered_sum(moveaxis(k * dlogit[..., None], 2, 0)[::-1])   # (H,n,hd)
+    dq = ordered_sum(moveaxis(k * dlogit[..., None], 2, 0)[::-1])      # (H,n,hd)
     # A key (value) row hears from the queries of its document at its position and
     # later, last first: query row r + d reads key row r at window column pos[r].
     d = np.arange(T - 1, -1, -1)                              # query offsets, last first
