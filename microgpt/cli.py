@@ -65,7 +65,8 @@ class Command:
         from types import SimpleNamespace
         by_flag = {o.flag: o for o in self.options}
         try:
-            pairs, rest = getopt.getopt(argv, 'h', ['help'] + [o.flag[2:] + '=' for o in self.options])
+            long_flags = ['help'] + [o.flag[2:] + '=' for o in self.options]
+            pairs, rest = getopt.getopt(argv, 'h', long_flags)
         except getopt.GetoptError as e:
             raise UsageError(e.msg) from None
         if rest:
@@ -112,6 +113,11 @@ PRECISIONS = ('fp64', 'fp32', 'tc')
 TWIN_TIERS = ('numpy', 'jit', 'cuda')     # they train many steps a call (twin.train)
 
 
+def tier_option():
+    return Option('--tier', metavar='TIER',
+                  help='implementation to run (default: the fastest installed)')
+
+
 def precision_option():
     return Option('--precision', default='fp64', choices=PRECISIONS,
                   metavar='{' + ','.join(PRECISIONS) + '}',
@@ -124,8 +130,7 @@ def train_command():
     return Command(PROG, "Train Karpathy's microGPT on a list of names, then sample new ones. "
                    "Tiers: " + ', '.join(tiers.TIERS) + '. '
                    f"'{PROG} sample --load PATH' samples from a saved checkpoint.", [
-        Option('--tier', metavar='TIER',
-               help='implementation to run (default: the fastest installed)'),
+        tier_option(),
         Option('--data', metavar='PATH', help='UTF-8 text, one document per line (default: '
                './input.txt, $MICROGPT_DATA, the cached or downloaded names.txt)'),
         Option('--seed', int, d.seed),
@@ -152,8 +157,7 @@ def sample_command():
     d = GPTConfig()
     return Command(f'{PROG} sample', 'Sample names from a saved checkpoint.', [
         Option('--load', metavar='PATH', required=True, help='a checkpoint from --save'),
-        Option('--tier', metavar='TIER',
-               help='implementation to run (default: the fastest installed)'),
+        tier_option(),
         Option('--seed', int, d.seed, help='seeds the draws (default: 42)'),
         Option('--num-samples', int, help='default: as the checkpoint was trained'),
         Option('--temperature', float, help='default: as the checkpoint was trained'),
