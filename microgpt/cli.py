@@ -5,10 +5,12 @@
                               [--temperature F] [--prompt TEXT]
 
 stdout carries exactly what the reference prints; everything else (tier, timings,
-memory, progress) goes to stderr. Bad input is one line on stderr and exit status 2.
+memory, progress) goes to stderr. Bad input is one line on stderr and exit status 2;
+a training run that diverges (a loss that is not a finite number), one line and 1.
 """
 import contextlib
 import io
+import math
 import os
 import signal
 import sys
@@ -24,6 +26,37 @@ PROG = 'microgpt'
 
 class UsageError(Exception):
     pass
+
+
+class Diverged(Exception):
+    """Training blew up: a loss that is nan or inf, or a float error on the way to one."""
+
+
+def watch_losses(progress, steps):
+    """gpt.run's on_step: raise Diverged at the first loss that is not a finite number,
+    else report progress. Once a loss is nan or inf, so is every later one (Adam spreads
+    the nan to every parameter), so there is nothing left to train for."""
+    checked = 0
+
+    def on_step(losses):
+        nonlocal checked
+        for step in range(checked, len(losses)):
+            if not math.isfinite(losses[step]):
+                raise Diverged(f"training diverged in step {step + 1} of {steps}: the loss is "
+                               f"{losses[step]}; try a lower --learning-rate or --init-std")
+        checked = len(losses)
+        return progress(len(losses))
+    return on_step, lambda: checked
+
+
+def float_blowup(error):
+    """Whether an exception from the training loop is Python's float arithmetic giving up
+    on a diverged run: log(0.0) of a target's underflowed probability ('math domain
+    error'), an overflowing ** or exp, a zero raised to a negative power. The tiers that
+    compute with Python floats (scalar, lean, numpy's libm calls) stop there, as the
+    reference does; numpy's and numba's own arithmetic carry on with inf and nan."""
+    return (isinstance(error, ArithmeticError)
+            or (isinstance(error, ValueError) and str(error) == 'math domain error'))
 
 
 class Option:
@@ -290,6 +323,9 @@ def main(argv=None):
     except (UsageError, ConfigError, DataError, tiers.TierError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except Diverged as e:
+        print(f"\n{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -319,10 +355,18 @@ def train_main(argv):
     if tier in TWIN_TIERS:
         from .twin import train as loop
     progress = Progress(config.steps)
+    on_step, steps_checked = watch_losses(progress, config.steps)
     previous = signal.signal(signal.SIGINT, progress.request_stop)
     try:
         with buffered_stdout():
-            result = gpt.run(config, docs, Model, on_step=progress, train=loop)
+            result = gpt.run(config, docs, Model, on_step=on_step, train=loop)
+    except Exception as e:
+        if not float_blowup(e):
+            raise
+        done = steps_checked()   # the first chunk of steps is one step: `in step 1` is exact
+        where = f"after step {done}" if done else "in step 1"
+        raise Diverged(f"training diverged {where} of {config.steps} ({type(e).__name__}: "
+                       f"{e}); try a lower --learning-rate or --init-std") from None
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.close()

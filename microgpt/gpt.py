@@ -310,13 +310,14 @@ def step_batch(docs, tok, step, batch_size):
 
 def train(model, docs, tok, config, on_step=None):
     """Train for config.steps steps, printing each loss like the reference; return them.
-    on_step(steps_done), if given, is called after each step; it returns True to stop."""
+    on_step(losses), if given, is called after each step with the losses so far; it
+    returns True to stop."""
     losses = []
     for step in range(config.steps):
         loss = model.train_step(step_batch(docs, tok, step, config.batch_size), step)
         losses.append(loss)
         print_step(step, config.steps, loss)
-        if on_step is not None and on_step(step + 1):
+        if on_step is not None and on_step(losses):
             break
     return losses
 

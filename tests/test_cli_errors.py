@@ -179,3 +179,31 @@ def test_help_lists_every_flag(argv):
              ['--data', '--steps', '--batch-size', '--n-embd', '--json', '--save'])
     for flag in flags + ['--tier', '--seed', '--precision']:
         assert f'\n  {flag} ' in text, flag
+
+
+@pytest.mark.parametrize('tier', ['scalar', 'lean', 'numpy', 'jit'])
+def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tier, data_path, tmp_path):
+    """A learning rate of 1000 on weights of std 5 blows up in the first step. The tiers
+    that compute with Python floats fail on log(0.0); jit's arithmetic gives an inf loss.
+    Either way: one line, exit status 1, no --json or --save file."""
+    json_path, save = tmp_path / 'run.json', tmp_path / 'model.json'
+    rc, out, err = run_cli('--data', data_path, '--tier', tier, '--learning-rate', '1000',
+                           '--init-std', '5', '--steps', '3', '--json', json_path, '--save', save)
+    assert rc == 1, err
+    assert 'Traceback' not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('microgpt: error: training diverged '), last
+    assert 'in step 1 of 3' in last and 'try a lower --learning-rate or --init-std' in last
+    assert not json_path.exists() and not save.exists()
+    assert out.startswith(b'num docs: 32033\n')
+
+
+def test_a_nan_loss_names_its_step(data_path):
+    """512 wide at the reference's init and learning rate: the loss goes 23.6, 199.3,
+    314.9, then nan (jit, whose arithmetic carries on through inf and nan)."""
+    rc, out, err = run_cli('--data', data_path, '--tier', 'jit', '--n-embd', '512',
+                           '--steps', '60', '--num-samples', '0')
+    assert rc == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last == ('microgpt: error: training diverged in step 4 of 60: the loss is nan; '
+                    'try a lower --learning-rate or --init-std'), last

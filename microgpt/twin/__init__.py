@@ -120,7 +120,7 @@ class TwinGPT:
 def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
     call into the model (a chunk of about chunk_seconds), so that the Python around a
-    step is paid once a chunk. on_step is called after each chunk."""
+    step is paid once a chunk. on_step(losses) is called after each chunk."""
     from ..gpt import step_batch, step_line
     losses, chunk = [], 1
     while len(losses) < config.steps:
@@ -132,7 +132,7 @@ def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
         elapsed = time.perf_counter() - t0
         sys.stdout.write(''.join(step_line(step, config.steps, losses[step]) + '\r'
                                  for step in range(first, first + count)))
-        if on_step is not None and on_step(len(losses)):
+        if on_step is not None and on_step(losses):
             break
         chunk = max(1, min(4 * chunk, int(count * chunk_seconds / max(elapsed, 1e-6))))
     return losses
