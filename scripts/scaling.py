@@ -7,7 +7,11 @@
 
 Every point (tier, width, batch) is one `python -m microgpt` run in its own process, on
 the names (or --data), 4 heads, num_samples 0; its us per step is the training loop's
-wall time over its steps, as the command line reports it. Printed as a markdown table:
+wall time over its steps, as the command line reports it. Wider models start from
+smaller weights and take smaller steps (init_std and learning_rate below): with the
+reference's 0.08 and 0.01 at every width, training diverges from about 512 wide (a nan
+loss in step 3 or 4), and the sweep would time arithmetic on nan, whose Adam updates
+all take the slow exact path. Printed as a markdown table:
 us per step, tokens (positions trained) per second, the achieved GFLOP/s and its
 fraction of this machine's roof. FLOPs are counted from the shapes, for the very
 documents each step trains on: per position, 2 per multiply-add of the forward pass
@@ -28,7 +32,22 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from microgpt import bench, tiers  # noqa: E402
+from microgpt.config import GPTConfig  # noqa: E402
 from microgpt.data import find_data, load_docs  # noqa: E402
+
+def init_std(width):
+    """The reference's 0.08 at its width, 16, and 1/sqrt(width) beyond: the usual scaling,
+    which keeps the activations' size the same at every width."""
+    return GPTConfig.init_std * (GPTConfig.n_embd / width) ** 0.5
+
+
+def learning_rate(width):
+    """The reference's 0.01 at width 16, and 1/width beyond, as muP scales Adam's rate for
+    hidden weights (so each step changes a layer's output about as much at every width).
+    Checked at width 512, 1 layer, batch 1 and 32, and 4 layers, block 64, batch 32: the
+    losses fall from about 3.3 and stay finite."""
+    return GPTConfig.learning_rate * GPTConfig.n_embd / width
+
 
 SLOW_TIERS = ('scalar', 'lean')   # run only where a step takes under MAX_SLOW_STEP seconds
 MAX_SLOW_STEP = 1.0
@@ -116,7 +135,9 @@ def run_point(tier, width, batch, steps, args, env, workload):
     report = bench.run_tier(tier, env, '--data', args.data, '--steps', str(steps),
                             '--batch-size', str(batch), '--n-embd', str(width),
                             '--n-head', str(N_HEAD), '--n-layer', str(args.n_layer),
-                            '--block-size', str(args.block_size), '--num-samples', '0')
+                            '--block-size', str(args.block_size), '--num-samples', '0',
+                            '--init-std', repr(init_std(width)),
+                            '--learning-rate', repr(learning_rate(width)))
     flops, positions = workload.flops(steps, width, batch, args.n_layer, args.block_size)
     seconds = report['train_seconds']
     return {'width': width, 'steps': steps, 'seconds': seconds, 'flops': flops,

@@ -42,3 +42,17 @@ def test_a_short_sweep_prints_a_row_per_point(data_path):
     for tier, batch, width, us, tokens, gflops, share in rows:
         assert float(us) > 0 and float(tokens) > 0 and float(gflops) > 0
         assert 0 < float(share.rstrip('%')) < 100
+
+
+def test_wide_points_train_on_finite_losses(data_path):
+    """The sweep scales the init and the learning rate with the width, from the
+    reference's at width 16. At 512 wide the reference's own diverge to nan in step 4
+    (test_cli_errors.test_a_nan_loss_names_its_step); the sweep's train."""
+    from conftest import run_cli
+    scaling = load_script()
+    assert (scaling.init_std(16), scaling.learning_rate(16)) == (0.08, 0.01)
+    assert (scaling.init_std(64), scaling.learning_rate(64)) == (0.04, 0.0025)
+    rc, _, err = run_cli('--data', data_path, '--tier', 'jit', '--n-embd', '512', '--steps', '60',
+                         '--num-samples', '0', '--init-std', scaling.init_std(512),
+                         '--learning-rate', scaling.learning_rate(512))
+    assert rc == 0, err
