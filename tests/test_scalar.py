@@ -39,6 +39,10 @@ def test_cli_prints_only_the_reference_lines(data_path, tmp_path):
     assert rep['losses'] == trace['losses'] and rep['samples'] == trace['samples']
     assert rep['config']['num_params'] == trace['config']['num_params']
     assert rep['train_seconds'] > 0 and rep['sample_seconds'] > 0 and rep['peak_rss_mb'] > 1
+    # the steps after the first, timed from the first one's end (scripts/scaling.py's time)
+    after = rep['after_first_step']
+    assert after['steps'] == len(trace['losses']) - 1
+    assert 0 < after['seconds'] < rep['train_seconds']
 
 
 @pytest.mark.slow
