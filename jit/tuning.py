@@ -22,6 +22,10 @@ MAX_CHUNKS = 64
 # which LLVM loaded and stored at every term, and 12.4 and 15.0 for the kernels before
 # the blocks; numpy's BLAS, 98.9 to 103.0 (73.4 on one thread).
 BLOCK_COLUMNS = 16
+# The backward products copy each slab of the matrix they read, a block of columns
+# wide, into a contiguous panel when they have at least this many rows (enough to reuse
+# it; the default run's documents have at most 16).
+PACK_MIN_ROWS = 32
 # A product of fewer rows than this (sampling's one) takes a dot product per output
 # instead of first transposing the weights: the copy would cost more than the product.
 DOT_MAX_ROWS = 4

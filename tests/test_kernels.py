@@ -201,16 +201,19 @@ def test_jit_forward_products_of_few_rows_are_numpys_floats(rows, I, O):
     check_tensor('out', got, expected, 0.0)
 
 
-@pytest.mark.parametrize('rows, I, O', [(11, 70, 45), (8, 64, 96), (5, 33, 31), (4, 32, 32)])
+@pytest.mark.parametrize('rows, I, O', [(11, 70, 45), (8, 64, 96), (5, 33, 31), (4, 32, 32),
+                                        (37, 40, 21), (33, 19, 70)])
 def test_jit_products_in_register_blocks_are_numpys_floats(rows, I, O):
     """The jit products run blocks of 4 rows x jit.tuning.BLOCK_COLUMNS columns, then
     what is left of each: whole blocks and remainders, on one thread (below
     PARALLEL_MIN_MACS), forward and both backward products, dinp and dw already holding
-    earlier contributions, rows taking one of two orders."""
+    earlier contributions, rows taking one of two orders. From PACK_MIN_ROWS rows (the
+    last two shapes) the backward products read packed panels."""
     import jit.kernels
-    from jit.tuning import BLOCK_COLUMNS, PARALLEL_MIN_MACS
+    from jit.tuning import BLOCK_COLUMNS, PACK_MIN_ROWS, PARALLEL_MIN_MACS
     from microgpt.twin import numpy_kernels
     assert rows * I * O < PARALLEL_MIN_MACS and max(I, O) >= BLOCK_COLUMNS
+    assert (rows >= PACK_MIN_ROWS) == (rows > 11)
     rng = np.random.default_rng()
     inp, w, dout = rand(rng, rows, I), rand(rng, O, I), rand(rng, rows, O)
     order = np.array([rng.permutation(O), np.arange(O - 1, -1, -1)])
