@@ -315,26 +315,26 @@ def matmul_backward_input(dinp, dout, w, order, which, blocks, i0, i1):
     With PACK_MIN_ROWS rows or more, each block of columns first copies its slab of the
     weights, w[:, c:c+BLOCK_COLUMNS], into a contiguous panel that every row block
     reads, rather than a piece of each of the O rows of w, a row apart."""
-    packed = dinp.shape[0] >= PACK_MIN_ROWS
-    panel = np.empty((w.shape[0] if packed else 0, BLOCK_COLUMNS))
+    panel = np.empty((w.shape[0] if dinp.shape[0] >= PACK_MIN_ROWS else 0, BLOCK_COLUMNS))
     for c in range(i0, i1, BLOCK_COLUMNS):
         width = min(BLOCK_COLUMNS, i1 - c)
-        src, src_c = w, c
-        if packed:
-            copy_columns(panel, w, c, width)
-            src, src_c = panel, 0
+        src, src_c = columns_source(panel, w, c, width)
         if width == BLOCK_COLUMNS:
             backward_input_block(dinp, dout, src, src_c, order, which, blocks, c)
         else:
             backward_input_rest(dinp, dout, src, src_c, order, which, blocks, c, width)
 
 
-@kernel
-def copy_columns(panel, src, c, width):
-    """panel[:, :width] = src[:, c:c+width]."""
-    for r in range(src.shape[0]):
+@block_loop
+def columns_source(panel, m, c, width):
+    """Where to read m[:, c:c+width] from, as (array, first column): a copy in panel
+    (made here) if the panel has rows, else m itself."""
+    if panel.shape[0] == 0:
+        return m, c
+    for r in range(m.shape[0]):
         for j in range(width):
-            panel[r, j] = src[r, c + j]
+            panel[r, j] = m[r, c + j]
+    return panel, 0
 
 
 @kernel
@@ -410,14 +410,10 @@ def matmul_backward_weight(dw, dout, inp, o0, o1):
     PACK_MIN_ROWS rows or more, each block of columns first copies its slab of inp,
     inp[:, c:c+BLOCK_COLUMNS], into a contiguous panel that every block of dw reads."""
     n, I = inp.shape
-    packed = n >= PACK_MIN_ROWS
-    panel = np.empty((n if packed else 0, BLOCK_COLUMNS))
+    panel = np.empty((n if n >= PACK_MIN_ROWS else 0, BLOCK_COLUMNS))
     for c in range(0, I, BLOCK_COLUMNS):
         width = min(BLOCK_COLUMNS, I - c)
-        src, src_c = inp, c
-        if packed:
-            copy_columns(panel, inp, c, width)
-            src, src_c = panel, 0
+        src, src_c = columns_source(panel, inp, c, width)
         if width == BLOCK_COLUMNS:
             backward_weight_block(dw, dout, src, src_c, o0, o1, c)
         else:
