@@ -32,21 +32,19 @@ class Diverged(Exception):
     """Training blew up: a loss that is nan or inf, or a float error on the way to one."""
 
 
-def watch_losses(progress, steps):
+def watch_losses(progress):
     """gpt.run's on_step: raise Diverged at the first loss that is not a finite number,
-    else report progress. Once a loss is nan or inf, so is every later one (Adam spreads
-    the nan to every parameter), so there is nothing left to train for."""
-    checked = 0
-
+    else report progress (whose `done` is then the steps checked). Once a loss is nan or
+    inf, so is every later one (Adam spreads the nan to every parameter), so there is
+    nothing left to train for."""
     def on_step(losses):
-        nonlocal checked
-        for step in range(checked, len(losses)):
+        for step in range(progress.done, len(losses)):
             if not math.isfinite(losses[step]):
-                raise Diverged(f"training diverged in step {step + 1} of {steps}: the loss is "
-                               f"{losses[step]}; try a lower --learning-rate or --init-std")
-        checked = len(losses)
+                raise Diverged(f"training diverged in step {step + 1} of {progress.total}: "
+                               f"the loss is {losses[step]}; try a lower --learning-rate or "
+                               f"--init-std")
         return progress(len(losses))
-    return on_step, lambda: checked
+    return on_step
 
 
 def float_blowup(error):
@@ -268,6 +266,7 @@ class Progress:
     def __init__(self, total, delay=2.0, every=1.0):
         self.total, self.delay, self.every = total, delay, every
         self.start = self.last = None
+        self.done = 0
         self.shown, self.stop_requested = False, False
         self.tty = sys.stderr.isatty()
 
@@ -363,7 +362,7 @@ def train_main(argv):
     if tier in TWIN_TIERS:
         from .twin import train as loop
     progress = Progress(config.steps)
-    on_step, steps_checked = watch_losses(progress, config.steps)
+    on_step = watch_losses(progress)
     previous = signal.signal(signal.SIGINT, progress.request_stop)
     try:
         with buffered_stdout():
@@ -371,7 +370,7 @@ def train_main(argv):
     except Exception as e:
         if not float_blowup(e):
             raise
-        done = steps_checked()   # the first chunk of steps is one step: `in step 1` is exact
+        done = progress.done     # the first chunk of steps is one step: `in step 1` is exact
         where = f"after step {done}" if done else "in step 1"
         raise Diverged(f"training diverged {where} of {config.steps} ({type(e).__name__}: "
                        f"{e}); try a lower --learning-rate or --init-std") from None

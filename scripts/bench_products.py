@@ -4,11 +4,10 @@
     python scripts/bench_products.py [--sizes 64 256 512] [--rows R] [--repeats 5]
 
 Each size S is a product of S rows (or --rows R: a batch's rows, 224 for 32 names) x S
-inputs x S outputs: the forward product
-(out = inp @ w.T) and the backward pair (dinp and dw), on fresh random inputs, on
-numba's threads (NUMBA_NUM_THREADS, default: every core). Every result is first checked
-against the numpy tier's kernels, bit for bit; then each is timed, the best of
---repeats calls. BLAS runs the same forward product (numpy's `@`, in its own order of
+inputs x S outputs: the forward product (out = inp @ w.T) and the backward pair (dinp
+and dw), on fresh random inputs, on numba's threads (NUMBA_NUM_THREADS, default: every
+core). Every result is first checked against the numpy tier's kernels, bit for bit;
+then each is timed, the best of --repeats calls. BLAS runs the same forward product (numpy's `@`, in its own order of
 summation: the roof the exact products are measured against).
 """
 import argparse

@@ -38,6 +38,7 @@ from microgpt import bench, tiers  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
 from microgpt.data import find_data, load_docs  # noqa: E402
 
+
 def init_std(width):
     """The reference's 0.08 at its width, 16, and 1/sqrt(width) beyond: the usual scaling,
     which keeps the activations' size the same at every width."""
