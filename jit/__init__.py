@@ -129,6 +129,6 @@ class JitGPT(TwinGPT):
                   f"it takes over at step {step + 1}", file=sys.stderr)
             self.load()
 
-    def train_steps(self, batches, first_step):
+    def train_steps(self, tokens, lengths, first_step):
         self.use_compiled_when_ready(first_step)
-        return super().train_steps(batches, first_step)
+        return super().train_steps(tokens, lengths, first_step)

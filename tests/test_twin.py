@@ -75,6 +75,25 @@ def test_step0_per_tensor_against_the_scalar_model(tier, config_name, docs):
         check_tensor(f'd{name}', twin_grads[name], expected, EXACT)
 
 
+@pytest.mark.parametrize('batch_size, block_size', [(1, 16), (3, 8), (2, 30)])
+def test_encode_steps_is_step_batch_in_arrays(batch_size, block_size):
+    """The twin's loop encodes a chunk of steps with numpy: the same documents, wrapping
+    around, and the same ids as gpt.step_batch, cut to block_size + 1 and padded, with
+    the number of positions each trains on."""
+    from microgpt.twin import encode_steps
+    docs = DOCS + ['zoë', 'ŁódźŻółw-日本語', 'x' * (block_size + 5)]
+    tok = gpt.Tokenizer(set(''.join(docs)))
+    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)
+    first, count, T = 2, 5, block_size
+    tokens, lengths = encode_steps(docs, tok, codes, first, count, batch_size, T)
+    assert tokens.shape == (count, batch_size, T + 1) and lengths.shape == (count, batch_size)
+    for s in range(count):
+        for b, ids in enumerate(gpt.step_batch(docs, tok, first + s, batch_size)):
+            n = min(T, len(ids) - 1)
+            assert lengths[s, b] == n
+            assert tokens[s, b].tolist() == (ids + [0] * (T + 1))[:T + 1]
+
+
 @pytest.mark.parametrize('tier', TWIN_TIERS)
 def test_a_batch_is_its_documents_run_apart_averaged(tier):
     """One long document (a full block) and a short one, packed into one step, give the

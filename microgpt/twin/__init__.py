@@ -86,22 +86,22 @@ class TwinGPT:
                         one_minus_beta2=1 - c.beta2, bias1=bias1, bias2=bias2, eps=c.eps_adam)
 
     def train_step(self, batch, step):
-        return self.train_steps([batch], step)[0]
-
-    def train_steps(self, batches, first_step):
-        """Training steps first_step, first_step+1, ... on these batches (lists of token
-        lists, one a step), in one call into the model; their losses."""
-        S, B, T = len(batches), self.config.batch_size, self.config.block_size
-        docs = [ids for batch in batches for ids in batch]
+        """One step on a batch of token lists (gpt.step_batch's); its loss."""
+        T = self.config.block_size
         pad = [0] * (T + 1)
-        tokens = np.array([(ids + pad)[:T + 1] for ids in docs], dtype=np.int64)
-        lengths = np.array([min(T, len(ids) - 1) for ids in docs], dtype=np.int64)
+        tokens = np.array([[(ids + pad)[:T + 1] for ids in batch]], dtype=np.int64)
+        lengths = np.array([[min(T, len(ids) - 1) for ids in batch]], dtype=np.int64)
+        return self.train_steps(tokens, lengths, step)[0]
+
+    def train_steps(self, tokens, lengths, first_step):
+        """Training steps first_step, first_step+1, ... in one call into the model: step s
+        on the documents tokens[s] (S,B,T+1), [BOS, ids..., BOS] cut to T+1 and padded,
+        of which it trains on the first lengths[s] (S,B) positions; their losses."""
+        S = tokens.shape[0]
         schedule = np.array([self.adam_schedule(first_step + s) for s in range(S)])
         losses = np.empty(S)
-        self.fn.train_steps(self.flat, self.batch,
-                            self.kernels.to_device(tokens.reshape(S, B, T + 1)),
-                            lengths.reshape(S, B), schedule, self.hp,
-                            self.adam_step(first_step), self.orders, losses)
+        self.fn.train_steps(self.flat, self.batch, self.kernels.to_device(tokens), lengths,
+                            schedule, self.hp, self.adam_step(first_step), self.orders, losses)
         return losses.tolist()
 
     def new_cache(self):
@@ -117,18 +117,42 @@ class TwinGPT:
         return self.kernels.to_host(A.probs[pos_id]).tolist()
 
 
+def encode_steps(docs, tok, codes, first, count, batch_size, block_size):
+    """The documents of steps first .. first+count-1 (gpt.step_batch's), encoded for
+    TwinGPT.train_steps: tokens (S,B,T+1) and lengths (S,B). `codes` (V-1,): the code
+    points of tok.uchars, in order. A whole chunk of steps at once, with numpy: a list
+    of token ids a document, as step_batch makes, costs more than a default jit step."""
+    B, T, N = batch_size, block_size, count * batch_size
+    texts = [docs[(first * B + i) % len(docs)] for i in range(N)]
+    chars = np.frombuffer(''.join(texts).encode('utf-32-le'), dtype=np.uint32)
+    ids = np.searchsorted(codes, chars)                 # tok.stoi, for every character
+    lens = np.array([len(text) for text in texts], dtype=np.int64)
+    tokens = np.zeros((N, T + 1), dtype=np.int64)
+    tokens[:, 0] = tok.BOS
+    j = np.arange(T)
+    inside = j < lens[:, None]                          # (N,T): document i's character j
+    starts = np.cumsum(lens) - lens
+    tokens[:, 1:][inside] = ids[(starts[:, None] + j)[inside]]
+    ends = np.flatnonzero(lens < T)                     # the closing BOS, where it fits
+    tokens[ends, lens[ends] + 1] = tok.BOS
+    lengths = np.minimum(T, lens + 1)
+    return tokens.reshape(count, B, T + 1), lengths.reshape(count, B)
+
+
 def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
     call into the model (a chunk of about chunk_seconds), so that the Python around a
     step is paid once a chunk. on_step(losses) is called after each chunk."""
-    from ..gpt import step_batch, step_line
+    from ..gpt import step_line
+    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)
     losses, chunk = [], 1
     while len(losses) < config.steps:
         first = len(losses)
         count = min(chunk, config.steps - first)
         t0 = time.perf_counter()
-        losses += model.train_steps([step_batch(docs, tok, step, config.batch_size)
-                                     for step in range(first, first + count)], first)
+        tokens, lengths = encode_steps(docs, tok, codes, first, count, config.batch_size,
+                                       config.block_size)
+        losses += model.train_steps(tokens, lengths, first)
         elapsed = time.perf_counter() - t0
         sys.stdout.write(''.join(step_line(step, config.steps, losses[step]) + '\r'
                                  for step in range(first, first + count)))
