@@ -140,7 +140,7 @@ def order_target_last_kernel(order, targets):
 
 
 @cuda.jit
-def attention_forward_kernel(out, att, qkv, pos, a, n, n_head, scale):
+def attention_forward_kernel(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Query row r = a+i at position p = pos[i] reads the key rows r-p .. r of its
     document: key position s is row r-p+s."""
     i = cuda.grid(1)                  # one thread per (head, query row)
@@ -149,32 +149,32 @@ def attention_forward_kernel(out, att, qkv, pos, a, n, n_head, scale):
         r0 = r - p
         C = qkv.shape[1] // 3
         hs = h * (C // n_head)
+        e = att_exps[h, r]
         mx = -math.inf
         for s in range(p + 1):
             acc = 0.0
             for j in range(C // n_head):
                 acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
-            att[h, r, s] = acc * scale
-            mx = max(mx, att[h, r, s])
+            e[s] = acc * scale
+            mx = max(mx, e[s])
         total = 0.0
         for s in range(p + 1):
-            att[h, r, s] = math.exp(att[h, r, s] - mx)
-            total += att[h, r, s]
+            e[s] = math.exp(e[s] - mx)
+            total += e[s]
         inv_total = math.pow(total, -1.0)
-        for s in range(p + 1):
-            att[h, r, s] *= inv_total
         for j in range(C // n_head):
             acc = 0.0
             for s in range(p + 1):
-                acc += att[h, r, s] * qkv[r0 + s, 2 * C + hs + j]
+                acc += (e[s] * inv_total) * qkv[r0 + s, 2 * C + hs + j]
             out[r, hs + j] = acc
 
 
 @cuda.jit
-def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, pos, n, n_head, scale):
+def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv, pos, n,
+                                    n_head, scale):
     """Per (head, query row r): the gradient of its logits' dot products, and dq[r].
-    exps[h, r] receives the row's exps, recomputed once; dlogits[h, r] holds d(weights)
-    until it is overwritten."""
+    weights[h, r] receives the row's weights (the forward's, from its exps) for the key
+    kernel; dlogits[h, r] holds d(weights) until it is overwritten."""
     i = cuda.grid(1)
     if i < n_head * n:
         h, r = i // n, i % n
@@ -183,17 +183,9 @@ def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, pos, n, n_he
         C = qkv.shape[1] // 3
         hd = C // n_head
         hs = h * hd
-        e = exps[h, r]
-        mx = -math.inf
+        e = att_exps[h, r]
+        total = 0.0                   # the forward's exps' total, as it summed it
         for s in range(p + 1):
-            acc = 0.0
-            for j in range(hd):
-                acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
-            e[s] = acc * scale
-            mx = max(mx, e[s])
-        total = 0.0
-        for s in range(p + 1):
-            e[s] = math.exp(e[s] - mx)
             total += e[s]
         inv_total = math.pow(total, -1.0)
         dinv = -math.pow(total, -2.0)
@@ -204,6 +196,7 @@ def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, pos, n, n_he
                 acc += qkv[r0 + s, 2 * C + hs + j] * dout[r, hs + j]
             dlogits[h, r, s] = acc                         # d(weight)
             dtotal += dinv * (e[s] * acc)
+            weights[h, r, s] = e[s] * inv_total
         for s in range(p, -1, -1):
             dl = scale * (e[s] * (inv_total * dlogits[h, r, s] + dtotal))
             dlogits[h, r, s] = dl
@@ -212,7 +205,7 @@ def attention_backward_query_kernel(dqkv, dlogits, exps, dout, qkv, pos, n, n_he
 
 
 @cuda.jit
-def attention_backward_key_kernel(dqkv, dlogits, dout, qkv, att, pos, n, n_head):
+def attention_backward_key_kernel(dqkv, dlogits, weights, dout, qkv, pos, n, n_head):
     """Per (head, key row k): dk[k] and dv[k], from the query rows of its document at
     its position and later, last first."""
     i = cuda.grid(1)
@@ -225,7 +218,7 @@ def attention_backward_key_kernel(dqkv, dlogits, dout, qkv, att, pos, n, n_head)
         while last + 1 < n and pos[last + 1] == pos[last] + 1:
             last += 1
         for r in range(last, k - 1, -1):
-            dl, w = dlogits[h, r, s], att[h, r, s]
+            dl, w = dlogits[h, r, s], weights[h, r, s]
             for j in range(C // n_head):
                 dqkv[k, C + hs + j] += qkv[r, hs + j] * dl
                 dqkv[k, 2 * C + hs + j] += w * dout[r, hs + j]
@@ -270,7 +263,7 @@ def residual_backward_kernel(dinp1, dinp2, dout):
 
 
 @cuda.jit
-def softmax_forward_kernel(probs, logits, inv_temperature):
+def softmax_forward_kernel(probs, exps, logits, inv_temperature):
     t = cuda.grid(1)
     n, V = logits.shape
     if t < n:
@@ -279,11 +272,11 @@ def softmax_forward_kernel(probs, logits, inv_temperature):
             mx = max(mx, logits[t, c] * inv_temperature)
         total = 0.0
         for c in range(V):
-            probs[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
-            total += probs[t, c]
+            exps[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
+            total += exps[t, c]
         inv_total = math.pow(total, -1.0)
         for c in range(V):
-            probs[t, c] *= inv_total
+            probs[t, c] = exps[t, c] * inv_total
 
 
 @cuda.jit
@@ -310,24 +303,21 @@ def batch_mean_kernel(loss, losses, ndoc, inv_batch):
 
 
 @cuda.jit
-def crossentropy_softmax_backward_kernel(dlogits, logits, targets, ndoc, inv_batch):
+def crossentropy_softmax_backward_kernel(dlogits, exps, targets, ndoc, inv_batch):
     t = cuda.grid(1)
-    n, V = logits.shape
+    n, V = exps.shape
     if t < n:
-        mx = -math.inf
+        total = 0.0                   # the forward's exps' total, as it summed it
         for c in range(V):
-            mx = max(mx, logits[t, c])
-        total = 0.0
-        for c in range(V):
-            total += math.exp(logits[t, c] - mx)
+            total += exps[t, c]
         inv_total = math.pow(total, -1.0)
         target = targets[t]
-        e_target = math.exp(logits[t, target] - mx)
+        e_target = exps[t, target]
         dp = (1 / (e_target * inv_total)) * -((1 / ndoc[t]) * inv_batch)
         dtotal = -math.pow(total, -2.0) * (e_target * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal
-            dlogits[t, c] += math.exp(logits[t, c] - mx) * de
+            dlogits[t, c] += exps[t, c] * de
 
 
 @cuda.jit
@@ -403,19 +393,20 @@ class CudaKernels:
     def order_target_last(self, order, targets):
         order_target_last_kernel[_blocks(order.shape[0])](order, targets)
 
-    def attention_forward(self, out, att, qkv, pos, a, n, n_head, scale):
-        attention_forward_kernel[_blocks(n_head * n)](out, att, qkv, pos, a, n, n_head, scale)
+    def attention_forward(self, out, att_exps, qkv, pos, a, n, n_head, scale):
+        attention_forward_kernel[_blocks(n_head * n)](out, att_exps, qkv, pos, a, n, n_head,
+                                                      scale)
 
-    def attention_backward(self, dqkv, dout, qkv, att, pos, n, n_head, scale):
-        shape = att.shape
-        if shape not in self.attention_scratch:   # the logits' gradient and exps, (H,R,T) each
+    def attention_backward(self, dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
+        shape = att_exps.shape
+        if shape not in self.attention_scratch:   # the logits' gradient and weights, (H,R,T) each
             self.attention_scratch[shape] = cuda.device_array((2,) + shape, dtype=self.dtype)
         scratch = self.attention_scratch[shape]
-        dlogits, exps = scratch[0], scratch[1]
+        dlogits, weights = scratch[0], scratch[1]
         grid = _blocks(n_head * n)
-        attention_backward_query_kernel[grid](dqkv, dlogits, exps, dout, qkv, pos, n, n_head,
-                                              scale)
-        attention_backward_key_kernel[grid](dqkv, dlogits, dout, qkv, att, pos, n, n_head)
+        attention_backward_query_kernel[grid](dqkv, dlogits, weights, att_exps, dout, qkv, pos,
+                                              n, n_head, scale)
+        attention_backward_key_kernel[grid](dqkv, dlogits, weights, dout, qkv, pos, n, n_head)
 
     def relu_forward(self, out, inp):
         relu_forward_kernel[_blocks(inp.size)](out, inp)
@@ -429,16 +420,16 @@ class CudaKernels:
     def residual_backward(self, dinp1, dinp2, dout):
         residual_backward_kernel[_blocks(dout.size)](dinp1, dinp2, dout)
 
-    def softmax_forward(self, probs, logits, inv_temperature):
-        softmax_forward_kernel[_blocks(logits.shape[0])](probs, logits, inv_temperature)
+    def softmax_forward(self, probs, exps, logits, inv_temperature):
+        softmax_forward_kernel[_blocks(logits.shape[0])](probs, exps, logits, inv_temperature)
 
     def crossentropy_forward(self, losses, loss, probs, targets, ndoc, inv_batch):
         crossentropy_forward_kernel[_blocks(losses.shape[0])](losses, probs, targets)
         batch_mean_kernel[1, 1](loss, losses, ndoc, inv_batch)
 
-    def crossentropy_softmax_backward(self, dlogits, logits, targets, ndoc, inv_batch):
-        crossentropy_softmax_backward_kernel[_blocks(logits.shape[0])](dlogits, logits, targets,
-                                                                      ndoc, inv_batch)
+    def crossentropy_softmax_backward(self, dlogits, exps, targets, ndoc, inv_batch):
+        crossentropy_softmax_backward_kernel[_blocks(exps.shape[0])](dlogits, exps, targets,
+                                                                    ndoc, inv_batch)
 
     def adam_update(self, params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
                     one_minus_beta2, bias1, bias2, eps):

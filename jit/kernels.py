@@ -470,51 +470,18 @@ def order_target_last(order, targets):
 
 
 @kernel
-def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
+def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Causal attention of query rows a..a+n-1, at positions pos (n,), over the key
     rows of their document up to their own: row r's key position s is row r-pos+s."""
     C = qkv.shape[1] // 3
     hd = C // n_head
+    w = np.empty(att_exps.shape[2])       # the query row's weights
     for h in range(n_head):
         hs = h * hd
         for i in range(n):
             r, p = a + i, pos[i]
             r0 = r - p                    # the document's first row
-            w = att[h, r]
-            mx = -math.inf
-            for s in range(p + 1):
-                acc = 0.0
-                for j in range(hd):
-                    acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
-                w[s] = acc * scale
-                mx = max(mx, w[s])
-            total = 0.0
-            for s in range(p + 1):
-                w[s] = math.exp(w[s] - mx)
-                total += w[s]
-            inv_total = reciprocal(total)
-            for s in range(p + 1):
-                w[s] *= inv_total
-            for j in range(hd):
-                acc = 0.0
-                for s in range(p + 1):
-                    acc += w[s] * qkv[r0 + s, 2 * C + hs + j]
-                out[r, hs + j] = acc
-
-
-@kernel
-def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
-    C = qkv.shape[1] // 3
-    hd = C // n_head
-    T = att.shape[2]
-    e = np.empty(T)                       # the query row's exps, recomputed
-    dw = np.empty(T)                      # d(weights)
-    dl = np.empty(T)                      # d(q . k), the logit before its scale
-    for h in range(n_head):
-        hs = h * hd
-        for r in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
-            p = pos[r]
-            r0 = r - p
+            e = att_exps[h, r]
             mx = -math.inf
             for s in range(p + 1):
                 acc = 0.0
@@ -527,6 +494,31 @@ def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
                 e[s] = math.exp(e[s] - mx)
                 total += e[s]
             inv_total = reciprocal(total)
+            for s in range(p + 1):
+                w[s] = e[s] * inv_total
+            for j in range(hd):
+                acc = 0.0
+                for s in range(p + 1):
+                    acc += w[s] * qkv[r0 + s, 2 * C + hs + j]
+                out[r, hs + j] = acc
+
+
+@kernel
+def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
+    C = qkv.shape[1] // 3
+    hd = C // n_head
+    T = att_exps.shape[2]
+    dw = np.empty(T)                      # d(weights)
+    dl = np.empty(T)                      # d(q . k), the logit before its scale
+    for h in range(n_head):
+        hs = h * hd
+        for r in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
+            p = pos[r]
+            r0 = r - p
+            total = 0.0                   # the forward's exps' total, as it summed it
+            for s in range(p + 1):
+                total += att_exps[h, r, s]
+            inv_total = reciprocal(total)
             dinv = -power(total, -2.0)    # the local gradient of total ** -1
             dtotal = 0.0
             for s in range(p, -1, -1):
@@ -534,10 +526,10 @@ def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
                 for j in range(hd - 1, -1, -1):
                     acc += qkv[r0 + s, 2 * C + hs + j] * dout[r, hs + j]
                 dw[s] = acc
-                dtotal += dinv * (e[s] * acc)
+                dtotal += dinv * (att_exps[h, r, s] * acc)
             for s in range(p, -1, -1):
-                dl[s] = scale * (e[s] * (inv_total * dw[s] + dtotal))
-                w = att[h, r, s]
+                dl[s] = scale * (att_exps[h, r, s] * (inv_total * dw[s] + dtotal))
+                w = att_exps[h, r, s] * inv_total   # the forward's weight
                 k = r0 + s
                 for j in range(hd):
                     dqkv[r, hs + j] += qkv[k, C + hs + j] * dl[s]
@@ -580,7 +572,7 @@ def residual_backward(dinp1, dinp2, dout):
 
 
 @kernel
-def softmax_forward(probs, logits, inv_temperature):
+def softmax_forward(probs, exps, logits, inv_temperature):
     n, V = logits.shape
     for t in range(n):
         mx = -math.inf
@@ -588,11 +580,11 @@ def softmax_forward(probs, logits, inv_temperature):
             mx = max(mx, logits[t, c] * inv_temperature)
         total = 0.0
         for c in range(V):
-            probs[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
-            total += probs[t, c]
+            exps[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
+            total += exps[t, c]
         inv_total = reciprocal(total)
         for c in range(V):
-            probs[t, c] *= inv_total
+            probs[t, c] = exps[t, c] * inv_total
 
 
 @kernel
@@ -612,24 +604,19 @@ def crossentropy_forward(losses, loss, probs, targets, ndoc, inv_batch):
 
 
 @kernel
-def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
-    n, V = logits.shape
-    e = np.empty(V)
+def crossentropy_softmax_backward(dlogits, exps, targets, ndoc, inv_batch):
+    n, V = exps.shape
     for t in range(n):
-        mx = -math.inf
+        total = 0.0                       # the forward's exps' total, as it summed it
         for c in range(V):
-            mx = max(mx, logits[t, c])
-        total = 0.0
-        for c in range(V):
-            e[c] = math.exp(logits[t, c] - mx)
-            total += e[c]
+            total += exps[t, c]
         inv_total = reciprocal(total)
         target = targets[t]
-        dp = (1 / (e[target] * inv_total)) * -((1 / ndoc[t]) * inv_batch)
-        dtotal = -power(total, -2.0) * (e[target] * dp)
+        dp = (1 / (exps[t, target] * inv_total)) * -((1 / ndoc[t]) * inv_batch)
+        dtotal = -power(total, -2.0) * (exps[t, target] * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal
-            dlogits[t, c] += e[c] * de
+            dlogits[t, c] += exps[t, c] * de
 
 
 @kernel

@@ -81,17 +81,18 @@ def attention_op():
     def inputs(rng):
         return {'qkv': rand(rng, R, 3 * C)}
     def run(K, x):
-        out, att = np.zeros((R, C)), np.zeros((H, R, T))
-        K.attention_forward(out, att, x['qkv'], POS, 0, n, H, (3 ** 0.5) ** -1)
-        return out, att
+        out, att_exps = np.zeros((R, C)), np.zeros((H, R, T))
+        K.attention_forward(out, att_exps, x['qkv'], POS, 0, n, H, (3 ** 0.5) ** -1)
+        return out, att_exps
     def forward(K, x):
         return run(K, x)[0][:n]
     def backward(K, x, dout):
-        _, att = run(K, x)
+        _, att_exps = run(K, x)
         d = {'qkv': np.zeros_like(x['qkv'])}
         dout_full = np.zeros((R, C))
         dout_full[:n] = dout
-        K.attention_backward(d['qkv'], dout_full, x['qkv'], att, POS, n, H, (3 ** 0.5) ** -1)
+        K.attention_backward(d['qkv'], dout_full, x['qkv'], att_exps, POS, n, H,
+                             (3 ** 0.5) ** -1)
         return d
     return inputs, forward, backward
 
@@ -130,14 +131,17 @@ def crossentropy_op():
     targets = np.array([2, 0, 6, 2, 5], dtype=np.int64)
     def inputs(rng):
         return {'logits': rand(rng, n, V)}
-    def forward(K, x):          # the batch's mean loss, a (1,) array
-        probs, losses, loss = np.empty((n, V)), np.empty(n), np.empty(1)
-        K.softmax_forward(probs, x['logits'], 1.0)
+    def run(K, x):
+        probs, exps, losses, loss = np.empty((n, V)), np.empty((n, V)), np.empty(n), np.empty(1)
+        K.softmax_forward(probs, exps, x['logits'], 1.0)
         K.crossentropy_forward(losses, loss, probs, targets, NDOC, 1 / 2)
-        return loss
+        return loss, exps
+    def forward(K, x):          # the batch's mean loss, a (1,) array
+        return run(K, x)[0]
     def backward(K, x, dout):
+        _, exps = run(K, x)
         d = {'logits': np.zeros((n, V))}
-        K.crossentropy_softmax_backward(d['logits'], x['logits'], targets, NDOC, 1 / 2)
+        K.crossentropy_softmax_backward(d['logits'], exps, targets, NDOC, 1 / 2)
         d['logits'] *= dout[0]
         return d
     return inputs, forward, backward

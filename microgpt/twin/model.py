@@ -60,7 +60,9 @@ Acts = namedtuple('Acts', [
     'x0', 'rstd0',       # (R,C), (R,) its rmsnorm, the first layer's input, and 1/rms
     'ln1', 'rstd1',      # (L,R,C), (L,R) rmsnorm of the layer input
     'qkv',               # (L,R,3C) q, k, v side by side; k and v are the KV cache
-    'att',               # (L,H,R,T) attention weights, query row by its key's position
+    'att_exps',          # (L,H,R,T) attention's exps, exp(q.k * scale - max), query row
+                         # by its key's position: its weights are these times their
+                         # total ** -1; kept for the backward, which needs both
     'atty',              # (L,R,C) attention output, heads side by side
     'attn',              # (L,R,C) its projection by attn_wo
     'res2',              # (L,R,C) attn + layer input: the residual stream after attention
@@ -68,7 +70,7 @@ Acts = namedtuple('Acts', [
     'fc1', 'fc1_relu',   # (L,R,4C) before and after ReLU
     'fc2',               # (L,R,C)
     'out',               # (L,R,C) fc2 + res2: the layer's output
-    'logits', 'probs',   # (R,V) each
+    'logits', 'exps', 'probs',   # (R,V) each; exps: exp(logits - max), as softmax() has
     'losses',            # (R,) -log(probs[target]) per row
     'loss',              # (1,) the step's loss: the mean over documents of their means
 ])
@@ -108,7 +110,7 @@ def acts_view(flat, hp, R):
     ln1, o = take(flat, o, (L, R, C))
     rstd1, o = take(flat, o, (L, R))
     qkv, o = take(flat, o, (L, R, 3 * C))
-    att, o = take(flat, o, (L, H, R, T))
+    att_exps, o = take(flat, o, (L, H, R, T))
     atty, o = take(flat, o, (L, R, C))
     attn, o = take(flat, o, (L, R, C))
     res2, o = take(flat, o, (L, R, C))
@@ -119,16 +121,17 @@ def acts_view(flat, hp, R):
     fc2, o = take(flat, o, (L, R, C))
     out, o = take(flat, o, (L, R, C))
     logits, o = take(flat, o, (R, V))
+    exps, o = take(flat, o, (R, V))
     probs, o = take(flat, o, (R, V))
     losses, o = take(flat, o, (R,))
     loss, o = take(flat, o, (1,))
-    return Acts(emb, x0, rstd0, ln1, rstd1, qkv, att, atty, attn, res2, ln2, rstd2,
-                fc1, fc1_relu, fc2, out, logits, probs, losses, loss)
+    return Acts(emb, x0, rstd0, ln1, rstd1, qkv, att_exps, atty, attn, res2, ln2, rstd2,
+                fc1, fc1_relu, fc2, out, logits, exps, probs, losses, loss)
 
 
 def acts_size(hp, R):
     V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
-    return 2 * R * C + R + L * (2 * R + 10 * R * C + 2 * R * 4 * C + H * R * T) + 2 * R * V + R + 1
+    return 2 * R * C + R + L * (2 * R + 10 * R * C + 2 * R * 4 * C + H * R * T) + 3 * R * V + R + 1
 
 
 def forward(P, A, tokens, pos, a, n, hp):
@@ -146,7 +149,8 @@ def forward(P, A, tokens, pos, a, n, hp):
         # 1) Multi-head causal attention
         K.rmsnorm_forward(A.ln1[l, a:b], A.rstd1[l, a:b], x[a:b], hp.inv_C, hp.rms_eps)
         K.matmul_forward(A.qkv[l, a:b], A.ln1[l, a:b], P.attn_qkv[l])
-        K.attention_forward(A.atty[l], A.att[l], A.qkv[l], pos, a, n, hp.n_head, hp.attn_scale)
+        K.attention_forward(A.atty[l], A.att_exps[l], A.qkv[l], pos, a, n, hp.n_head,
+                            hp.attn_scale)
         K.matmul_forward(A.attn[l, a:b], A.atty[l, a:b], P.attn_wo[l])
         K.residual_forward(A.res2[l, a:b], A.attn[l, a:b], x[a:b])
         # 2) MLP
@@ -224,7 +228,7 @@ def backward(P, G, A, dA, batch, n, hp, orders):
     """Gradients of the step's loss over rows 0..n-1, accumulated into G (and dA),
     each node's contributions added in the scalar graph's order (backward_orders)."""
     pos = batch.pos[:n]
-    K.crossentropy_softmax_backward(dA.logits[:n], A.logits[:n], batch.targets[:n],
+    K.crossentropy_softmax_backward(dA.logits[:n], A.exps[:n], batch.targets[:n],
                                     batch.ndoc[:n], hp.inv_batch)
     K.order_target_last(orders.lm_head[:n], batch.targets[:n])
     last = hp.n_layer - 1
@@ -247,7 +251,7 @@ def backward(P, G, A, dA, batch, n, hp, orders):
         K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
         K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
                           P.attn_wo[l], orders.rows_C, pos)
-        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att[l], pos, n, hp.n_head,
+        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att_exps[l], pos, n, hp.n_head,
                              hp.attn_scale)
         K.matmul_backward(dA.ln1[l, :n], G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n],
                           P.attn_qkv[l], orders.qkv, pos)
@@ -261,7 +265,7 @@ def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
     activations and their gradients. Returns the step's loss as a float."""
     forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
-    K.softmax_forward(A.probs[:n], A.logits[:n], 1.0)
+    K.softmax_forward(A.probs[:n], A.exps[:n], A.logits[:n], 1.0)
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], batch.targets[:n],
                            batch.ndoc[:n], hp.inv_batch)
     K.zero(flat.grads)
@@ -294,7 +298,7 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
     A = acts_view(acts, hp, hp.block_size)
     p = pos[0]
     forward(params_view(params, hp), A, token, pos, p, 1, hp)
-    K.softmax_forward(A.probs[p:p + 1], A.logits[p:p + 1], inv_temperature)
+    K.softmax_forward(A.probs[p:p + 1], A.exps[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
 MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward', 'train_step',

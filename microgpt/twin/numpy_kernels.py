@@ -213,38 +213,41 @@ def attention_weights(q, k, visible, scale):
     return e, total, power(total, -1.0)
 
 
-def attention_forward(out, att, qkv, pos, a, n, n_head, scale):
+def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Causal multi-head attention for query rows a..a+n-1 (positions pos (n,)) over the
     key rows of their own documents, up to their own.
 
     qkv (R,3C) holds q, k, v side by side, each with head h in columns h*hd .. (h+1)*hd;
-    out is (R,C); att (H,R,T) receives each query row's softmax weights, by key position.
+    out is (R,C); att_exps (H,R,T) receives each query row's exps, by key position (the
+    weights are these times their total ** -1: the backward needs both).
     """
     C = qkv.shape[1] // 3
-    T = att.shape[2]
+    T = att_exps.shape[2]
     rows, visible = key_window(pos, a, T)
     q = heads(qkv[a:a + n, :C], n_head)                        # (H,n,hd)
     k, v = (heads(qkv[rows, i * C:(i + 1) * C], n_head) for i in (1, 2))   # (H,n,T,hd)
     e, total, inv_total = attention_weights(q, k, visible, scale)
+    att_exps[:, a:a + n] = e
     w = e * inv_total[..., None]                              # (H,n,T)
-    att[:, a:a + n] = w
     y = ordered_sum(moveaxis(w[..., None] * v, 2, 0))         # (H,n,hd), over keys in order
     out[a:a + n] = moveaxis(y, 0, 1).reshape(n, C)
 
 
-def attention_backward(dqkv, dout, qkv, att, pos, n, n_head, scale):
+def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
     """Backward of attention_forward over rows 0..n-1, accumulating into the q, k and v
     columns of dqkv. Each sum in the scalar graph's order: a weight's gradient over the
     head's columns from the last to the first; the reciprocal's and a query's over keys
     from the last to the first; a key's and a value's over the queries of its document
     that read them, from the last position to the first."""
     C = qkv.shape[1] // 3
-    H, T = n_head, att.shape[2]
+    H, T = n_head, att_exps.shape[2]
     rows, visible = key_window(pos, 0, T)
     q = heads(qkv[:n, :C], H)                                  # (H,n,hd)
     k, v = (heads(qkv[rows, i * C:(i + 1) * C], H) for i in (1, 2))   # (H,n,T,hd)
-    e, total, inv_total = attention_weights(q, k, visible, scale)
-    w = att[:, :n]                                            # (H,n,T) e * total**-1
+    e = np.where(visible, att_exps[:, :n], 0.0)               # (H,n,T) the forward's exps
+    total = ordered_sum(moveaxis(e, -1, 0))                   # their sum, as the forward's
+    inv_total = power(total, -1.0)
+    w = e * inv_total[..., None]                              # the forward's weights
     dy = heads(dout[:n], H)                                   # (H,n,hd)
     # out_pj = sum_t w_pt * v_tj: a weight's gradient, over the head's columns, last first
     dw = ordered_sum(moveaxis(v * dy[:, :, None, :], -1, 0)[::-1])      # (H,n,T)
@@ -296,9 +299,11 @@ def softmax_parts(logits, inv_temperature):
     return e, total, power(total, -1.0)
 
 
-def softmax_forward(probs, logits, inv_temperature):
-    """probs (n,V) = softmax(logits * inv_temperature) row by row, as e * total**-1."""
+def softmax_forward(probs, exps, logits, inv_temperature):
+    """probs (n,V) = softmax(logits * inv_temperature) row by row, as e * total**-1, with
+    e (n,V) = exp(z - max z) into exps."""
     e, total, inv_total = softmax_parts(logits, inv_temperature)
+    exps[...] = e
     probs[...] = e * inv_total[:, None]
 
 
@@ -315,13 +320,15 @@ def crossentropy_forward(losses, loss, probs, targets, ndoc, inv_batch):
     loss[0] = total * inv_batch
 
 
-def crossentropy_softmax_backward(dlogits, logits, targets, ndoc, inv_batch):
+def crossentropy_softmax_backward(dlogits, exps, targets, ndoc, inv_batch):
     """d(step loss)/d(logits) through the graph the reference builds: loss_t =
-    -log(e_T * r), r = total**-1, total = sum_j e_j, e_j = exp(z_j - max z); a row's
-    loss reaches the step's through its document's mean (1/n_doc) and the batch's
-    (inv_batch: 1/B, or 1.0 for one document)."""
-    e, total, inv_total = softmax_parts(logits, 1.0)
-    rows = np.arange(logits.shape[0])
+    -log(e_T * r), r = total**-1, total = sum_j e_j, e_j = exp(z_j - max z) (exps (n,V),
+    the forward's); a row's loss reaches the step's through its document's mean
+    (1/n_doc) and the batch's (inv_batch: 1/B, or 1.0 for one document)."""
+    e = exps
+    total = ordered_sum(e.T)                                  # as softmax_forward's
+    inv_total = power(total, -1.0)
+    rows = np.arange(e.shape[0])
     e_target = e[rows, targets]
     dlogp = -((1 / ndoc) * inv_batch)                         # the means, times -1
     dp = (1 / (e_target * inv_total)) * dlogp                 # log's local gradient: 1/p
