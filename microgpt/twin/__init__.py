@@ -124,7 +124,9 @@ def encode_steps(docs, tok, codes, first, count, batch_size, block_size):
     of token ids a document, as step_batch makes, costs more than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
     texts = [docs[(first * B + i) % len(docs)] for i in range(N)]
-    chars = np.frombuffer(''.join(texts).encode('utf-32-le'), dtype=np.uint32)
+    # Their characters' code points: a numpy string's 4-byte characters, read as such
+    # (no codec to import; trailing NULs are kept in the array's memory).
+    chars = np.array([''.join(texts)]).view(np.uint32)
     ids = np.searchsorted(codes, chars)                 # tok.stoi, for every character
     lens = np.array([len(text) for text in texts], dtype=np.int64)
     tokens = np.zeros((N, T + 1), dtype=np.int64)
@@ -141,8 +143,10 @@ def encode_steps(docs, tok, codes, first, count, batch_size, block_size):
 
 def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     """gpt.train for the twin tiers: the same steps, losses and prints, many steps to a
-    call into the model (a chunk of about chunk_seconds), so that the Python around a
-    step is paid once a chunk. on_step(losses) is called after each chunk."""
+    call into the model, so that the Python around a step is paid once a chunk. The first
+    chunk is one step; each next one as many as the one before ran in chunk_seconds
+    (steps after the first run no slower than it). on_step(losses) is called after each
+    chunk."""
     from ..gpt import step_line
     codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)
     losses, chunk = [], 1
@@ -158,7 +162,7 @@ def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
                                  for step in range(first, first + count)))
         if on_step is not None and on_step(losses):
             break
-        chunk = max(1, min(4 * chunk, int(count * chunk_seconds / max(elapsed, 1e-6))))
+        chunk = max(1, int(count * chunk_seconds / max(elapsed, 1e-6)))
     return losses
 
 
