@@ -472,15 +472,17 @@ def order_target_last(order, targets):
 @kernel
 def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Causal attention of query rows a..a+n-1, at positions pos (n,), over the key
-    rows of their document up to their own: row r's key position s is row r-pos+s."""
+    rows of their document up to their own: row r's key position s is row r-pos+s.
+    The heads' weights are spread over their columns (w), so that the weighted sum of
+    the values runs over all C columns at once, each column's sum in order of s."""
     C = qkv.shape[1] // 3
     hd = C // n_head
-    w = np.empty(att_exps.shape[2])       # the query row's weights
-    for h in range(n_head):
-        hs = h * hd
-        for i in range(n):
-            r, p = a + i, pos[i]
-            r0 = r - p                    # the document's first row
+    w = np.empty((att_exps.shape[2], C))  # (T,C) the query row's weights, by column
+    for i in range(n):
+        r, p = a + i, pos[i]
+        r0 = r - p                        # the document's first row
+        for h in range(n_head):
+            hs = h * hd
             e = att_exps[h, r]
             mx = -math.inf
             for s in range(p + 1):
@@ -495,26 +497,33 @@ def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
                 total += e[s]
             inv_total = reciprocal(total)
             for s in range(p + 1):
-                w[s] = e[s] * inv_total
-            for j in range(hd):
-                acc = 0.0
-                for s in range(p + 1):
-                    acc += w[s] * qkv[r0 + s, 2 * C + hs + j]
-                out[r, hs + j] = acc
+                weight = e[s] * inv_total
+                for j in range(hd):
+                    w[s, hs + j] = weight
+        for c in range(C):
+            out[r, c] = 0.0
+        for s in range(p + 1):
+            for c in range(C):
+                out[r, c] += w[s, c] * qkv[r0 + s, 2 * C + c]
 
 
 @kernel
 def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
+    """The query rows last to first (keys and values hear from the last query first);
+    for each, every head's gradients of its weights and logits, spread over the head's
+    columns (w, dl), then the q, k and v updates over all C columns at once: each
+    element hears from the same terms in the same order as head by head."""
     C = qkv.shape[1] // 3
     hd = C // n_head
     T = att_exps.shape[2]
-    dw = np.empty(T)                      # d(weights)
-    dl = np.empty(T)                      # d(q . k), the logit before its scale
-    for h in range(n_head):
-        hs = h * hd
-        for r in range(n - 1, -1, -1):    # last query first: keys and values hear from it first
-            p = pos[r]
-            r0 = r - p
+    dw = np.empty(T)                      # d(weights) of one head
+    w = np.empty((T, C))                  # the weights, by column
+    dl = np.empty((T, C))                 # d(q . k), the logit before its scale, by column
+    for r in range(n - 1, -1, -1):
+        p = pos[r]
+        r0 = r - p
+        for h in range(n_head):
+            hs = h * hd
             total = 0.0                   # the forward's exps' total, as it summed it
             for s in range(p + 1):
                 total += att_exps[h, r, s]
@@ -528,13 +537,18 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
                 dw[s] = acc
                 dtotal += dinv * (att_exps[h, r, s] * acc)
             for s in range(p, -1, -1):
-                dl[s] = scale * (att_exps[h, r, s] * (inv_total * dw[s] + dtotal))
-                w = att_exps[h, r, s] * inv_total   # the forward's weight
-                k = r0 + s
+                e = att_exps[h, r, s]
+                dlogit = scale * (e * (inv_total * dw[s] + dtotal))
+                weight = e * inv_total    # the forward's weight
                 for j in range(hd):
-                    dqkv[r, hs + j] += qkv[k, C + hs + j] * dl[s]
-                    dqkv[k, C + hs + j] += qkv[r, hs + j] * dl[s]
-                    dqkv[k, 2 * C + hs + j] += w * dout[r, hs + j]
+                    dl[s, hs + j] = dlogit
+                    w[s, hs + j] = weight
+        for s in range(p, -1, -1):
+            k = r0 + s
+            for c in range(C):
+                dqkv[r, c] += qkv[k, C + c] * dl[s, c]
+                dqkv[k, C + c] += qkv[r, c] * dl[s, c]
+                dqkv[k, 2 * C + c] += w[s, c] * dout[r, c]
 
 
 @kernel
