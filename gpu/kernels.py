@@ -360,6 +360,7 @@ class CudaKernels:
 
     # the kernels
     def zero(self, x):
+        x = x.reshape(x.size)                     # (contiguous: the model zeroes whole rows)
         zero_kernel[_blocks(x.shape[0])](x)
 
     def pack_batch(self, batch, tokens, lengths):

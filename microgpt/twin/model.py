@@ -260,6 +260,26 @@ def backward(P, G, A, dA, batch, n, hp, orders):
     K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], pos)
 
 
+def zero_activation_grads(dA, n, hp):
+    """Zero the activation gradients backward() accumulates into, in the n rows in use:
+    of a batch's workspace of R rows, a step uses n (fewer when its documents are
+    short), and no gradient is taken of the exps, probs, losses or 1/rms."""
+    K.zero(dA.emb[:n])
+    K.zero(dA.x0[:n])
+    for l in range(hp.n_layer):
+        K.zero(dA.ln1[l, :n])
+        K.zero(dA.qkv[l, :n])
+        K.zero(dA.atty[l, :n])
+        K.zero(dA.attn[l, :n])
+        K.zero(dA.res2[l, :n])
+        K.zero(dA.ln2[l, :n])
+        K.zero(dA.fc1[l, :n])
+        K.zero(dA.fc1_relu[l, :n])
+        K.zero(dA.fc2[l, :n])
+        K.zero(dA.out[l, :n])
+    K.zero(dA.logits[:n])
+
+
 def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     """One training step on a batch of documents, packed into n rows (Batch): forward,
     backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
@@ -269,7 +289,7 @@ def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], batch.targets[:n],
                            batch.ndoc[:n], hp.inv_batch)
     K.zero(flat.grads)
-    K.zero(flat.dacts)
+    zero_activation_grads(dA, n, hp)
     backward(P, G, A, dA, batch, n, hp, orders)
     K.adam_update(flat.params, flat.grads, flat.m, flat.v, adam.lr, adam.beta1, adam.beta2,
                   adam.one_minus_beta1, adam.one_minus_beta2, adam.bias1, adam.bias2, adam.eps)
@@ -301,8 +321,8 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
     K.softmax_forward(A.probs[p:p + 1], A.exps[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
-MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward', 'train_step',
-                   'train_steps', 'sample_step')
+MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward',
+                   'zero_activation_grads', 'train_step', 'train_steps', 'sample_step')
 
 
 def bind(kernels, wrap=None):
