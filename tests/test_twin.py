@@ -83,9 +83,8 @@ def test_encode_steps_is_step_batch_in_arrays(batch_size, block_size):
     from microgpt.twin import encode_steps
     docs = DOCS + ['zoë', 'ŁódźŻółw-日本語', 'x' * (block_size + 5)]
     tok = gpt.Tokenizer(set(''.join(docs)))
-    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)
     first, count, T = 2, 5, block_size
-    tokens, lengths = encode_steps(docs, tok, codes, first, count, batch_size, T)
+    tokens, lengths = encode_steps(docs, tok, first, count, batch_size, T)
     assert tokens.shape == (count, batch_size, T + 1) and lengths.shape == (count, batch_size)
     for s in range(count):
         for b, ids in enumerate(gpt.step_batch(docs, tok, first + s, batch_size)):

@@ -117,12 +117,13 @@ class TwinGPT:
         return self.kernels.to_host(A.probs[pos_id]).tolist()
 
 
-def encode_steps(docs, tok, codes, first, count, batch_size, block_size):
+def encode_steps(docs, tok, first, count, batch_size, block_size):
     """The documents of steps first .. first+count-1 (gpt.step_batch's), encoded for
-    TwinGPT.train_steps: tokens (S,B,T+1) and lengths (S,B). `codes` (V-1,): the code
-    points of tok.uchars, in order. A whole chunk of steps at once, with numpy: a list
-    of token ids a document, as step_batch makes, costs more than a default jit step."""
+    TwinGPT.train_steps: tokens (S,B,T+1) and lengths (S,B). A whole chunk of steps at
+    once, with numpy: a list of token ids a document, as step_batch makes, costs more
+    than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
+    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)   # sorted, as uchars
     texts = [docs[(first * B + i) % len(docs)] for i in range(N)]
     # Their characters' code points: a numpy string's 4-byte characters, read as such
     # (no codec to import; trailing NULs are kept in the array's memory).
@@ -148,13 +149,12 @@ def train(model, docs, tok, config, on_step=None, chunk_seconds=0.05):
     (steps after the first run no slower than it). on_step(losses) is called after each
     chunk."""
     from ..gpt import step_line
-    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)
     losses, chunk = [], 1
     while len(losses) < config.steps:
         first = len(losses)
         count = min(chunk, config.steps - first)
         t0 = time.perf_counter()
-        tokens, lengths = encode_steps(docs, tok, codes, first, count, config.batch_size,
+        tokens, lengths = encode_steps(docs, tok, first, count, config.batch_size,
                                        config.block_size)
         losses += model.train_steps(tokens, lengths, first)
         elapsed = time.perf_counter() - t0
