@@ -202,6 +202,14 @@ def key_window(pos, a, T):
     return np.where(visible, rows, rows[:, :1]), visible
 
 
+def softmax_total(e):
+    """A softmax's denominator, as the forward and the backward both take it from its
+    exps e (..., K): their sum over the last axis, in order, and its libm reciprocal
+    total ** -1."""
+    total = ordered_sum(moveaxis(e, -1, 0))
+    return total, power(total, -1.0)
+
+
 def attention_weights(q, k, visible, scale):
     """Per head, softmax over the visible keys of (q . k) * scale; q (H,n,hd), k
     (H,n,T,hd) each query's key window. Returns the exps e (H,n,T) (zero where not
@@ -209,8 +217,7 @@ def attention_weights(q, k, visible, scale):
     logits = ordered_sum(moveaxis(q[:, :, None, :] * k, -1, 0)) * scale       # (H,n,T)
     logits[:, ~visible] = -np.inf
     e = exp(logits - logits.max(axis=2, keepdims=True))
-    total = ordered_sum(moveaxis(e, -1, 0))
-    return e, total, power(total, -1.0)
+    return (e,) + softmax_total(e)
 
 
 def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
@@ -245,8 +252,7 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
     q = heads(qkv[:n, :C], H)                                  # (H,n,hd)
     k, v = (heads(qkv[rows, i * C:(i + 1) * C], H) for i in (1, 2))   # (H,n,T,hd)
     e = np.where(visible, att_exps[:, :n], 0.0)               # (H,n,T) the forward's exps
-    total = ordered_sum(moveaxis(e, -1, 0))                   # their sum, as the forward's
-    inv_total = power(total, -1.0)
+    total, inv_total = softmax_total(e)
     w = e * inv_total[..., None]                              # the forward's weights
     dy = heads(dout[:n], H)                                   # (H,n,hd)
     # out_pj = sum_t w_pt * v_tj: a weight's gradient, over the head's columns, last first
@@ -295,8 +301,7 @@ def softmax_parts(logits, inv_temperature):
     its libm reciprocal."""
     z = logits * inv_temperature
     e = exp(z - z.max(axis=1, keepdims=True))
-    total = ordered_sum(e.T)
-    return e, total, power(total, -1.0)
+    return (e,) + softmax_total(e)
 
 
 def softmax_forward(probs, exps, logits, inv_temperature):
@@ -326,8 +331,7 @@ def crossentropy_softmax_backward(dlogits, exps, targets, ndoc, inv_batch):
     the forward's); a row's loss reaches the step's through its document's mean
     (1/n_doc) and the batch's (inv_batch: 1/B, or 1.0 for one document)."""
     e = exps
-    total = ordered_sum(e.T)                                  # as softmax_forward's
-    inv_total = power(total, -1.0)
+    total, inv_total = softmax_total(e)
     rows = np.arange(e.shape[0])
     e_target = e[rows, targets]
     dlogp = -((1 / ndoc) * inv_batch)                         # the means, times -1
