@@ -117,15 +117,16 @@ def matmul_backward_input_kernel(dinp, dout, w, order, which):
 
 
 @cuda.jit
-def matmul_backward_weight_kernel(dw, dout, inp):
-    """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first."""
+def matmul_backward_weight_kernel(dw, dout, inp, o0):
+    """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first, for the
+    rows o0 <= o < o0 + dw.shape[0] (dw: those rows)."""
     e = cuda.grid(1)
     O, I = dw.shape
     if e < O * I:
         o, i = e // I, e % I
         d = dw[o, i]
         for t in range(inp.shape[0] - 1, -1, -1):
-            d += dout[t, o] * inp[t, i]
+            d += dout[t, o0 + o] * inp[t, i]
         dw[o, i] = d
 
 
@@ -170,15 +171,15 @@ def attention_forward_kernel(out, att_exps, qkv, pos, a, n, n_head, scale):
 
 
 @cuda.jit
-def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv, pos, n,
+def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv, pos, a, n,
                                     n_head, scale):
-    """Per (head, query row r): the gradient of its logits' dot products, and dq[r].
-    weights[h, r] receives the row's weights (the forward's, from its exps) for the key
-    kernel; dlogits[h, r] holds d(weights) until it is overwritten."""
+    """Per (head, query row r = a+i, at position pos[i]): the gradient of its logits'
+    dot products, and dq[r]. weights[h, r] receives the row's weights (the forward's,
+    from its exps) for the key kernel; dlogits[h, r] holds d(weights) until it is
+    overwritten."""
     i = cuda.grid(1)
     if i < n_head * n:
-        h, r = i // n, i % n
-        p = pos[r]
+        h, r, p = i // n, a + i % n, pos[i % n]
         r0 = r - p
         C = qkv.shape[1] // 3
         hd = C // n_head
@@ -205,9 +206,9 @@ def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv,
 
 
 @cuda.jit
-def attention_backward_key_kernel(dqkv, dlogits, weights, dout, qkv, pos, n, n_head):
-    """Per (head, key row k): dk[k] and dv[k], from the query rows of its document at
-    its position and later, last first."""
+def attention_backward_key_kernel(dqkv, dlogits, weights, dout, qkv, pos, a, n, n_head):
+    """Per (head, key row a+k): dk and dv, from the query rows of its document at its
+    position and later, last first."""
     i = cuda.grid(1)
     if i < n_head * n:
         h, k = i // n, i % n
@@ -217,11 +218,11 @@ def attention_backward_key_kernel(dqkv, dlogits, weights, dout, qkv, pos, n, n_h
         last = k                      # the document's last row
         while last + 1 < n and pos[last + 1] == pos[last] + 1:
             last += 1
-        for r in range(last, k - 1, -1):
+        for r in range(a + last, a + k - 1, -1):
             dl, w = dlogits[h, r, s], weights[h, r, s]
             for j in range(C // n_head):
-                dqkv[k, C + hs + j] += qkv[r, hs + j] * dl
-                dqkv[k, 2 * C + hs + j] += w * dout[r, hs + j]
+                dqkv[a + k, C + hs + j] += qkv[r, hs + j] * dl
+                dqkv[a + k, 2 * C + hs + j] += w * dout[r, hs + j]
 
 
 @cuda.jit
@@ -383,13 +384,24 @@ class CudaKernels:
     def matmul_forward(self, out, inp, w):
         gemm(out, inp, w, form='nt', kernel=self.gemm_kernel)                # inp @ w.T
 
-    def matmul_backward(self, dinp, dw, dout, inp, w, order, which):
+    def matmul_backward_input(self, dinp, dout, w, order, which):
         if self.dtype != np.float64:      # fp32, tc: the GEMMs, in their own order
             gemm(dinp, dout, w, form='nn', kernel=self.gemm_kernel, accumulate=True)
-            gemm(dw, dout, inp, form='tn', kernel=self.gemm_kernel, accumulate=True)
-            return
-        matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order, which)
-        matmul_backward_weight_kernel[_blocks(dw.size)](dw, dout, inp)
+        else:
+            matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order, which)
+
+    def matmul_backward_weight(self, dw, dout, inp, o0, o1):
+        if self.dtype != np.float64:
+            gemm(dw[o0:o1], dout[:, o0:o1], inp, form='tn', kernel=self.gemm_kernel,
+                 accumulate=True)
+        else:
+            dw = dw[o0:o1]
+            matmul_backward_weight_kernel[_blocks(dw.size)](dw, dout, inp, o0)
+
+    def step_parts(self, ndoc, n, hp):
+        """One part (model.train_step): each kernel spreads the whole step's rows over
+        the device's threads."""
+        return 1
 
     def order_target_last(self, order, targets):
         order_target_last_kernel[_blocks(order.shape[0])](order, targets)
@@ -398,7 +410,7 @@ class CudaKernels:
         attention_forward_kernel[_blocks(n_head * n)](out, att_exps, qkv, pos, a, n, n_head,
                                                       scale)
 
-    def attention_backward(self, dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
+    def attention_backward(self, dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
         shape = att_exps.shape
         if shape not in self.attention_scratch:   # the logits' gradient and weights, (H,R,T) each
             self.attention_scratch[shape] = cuda.device_array((2,) + shape, dtype=self.dtype)
@@ -406,8 +418,8 @@ class CudaKernels:
         dlogits, weights = scratch[0], scratch[1]
         grid = _blocks(n_head * n)
         attention_backward_query_kernel[grid](dqkv, dlogits, weights, att_exps, dout, qkv, pos,
-                                              n, n_head, scale)
-        attention_backward_key_kernel[grid](dqkv, dlogits, weights, dout, qkv, pos, n, n_head)
+                                              a, n, n_head, scale)
+        attention_backward_key_kernel[grid](dqkv, dlogits, weights, dout, qkv, pos, a, n, n_head)
 
     def relu_forward(self, out, inp):
         relu_forward_kernel[_blocks(inp.size)](out, inp)

@@ -80,7 +80,7 @@ class JitGPT(TwinGPT):
 
     def bind_model(self):
         with model_cache_dir():
-            return model.bind(kernels, kernels.kernel)
+            return model.bind(kernels, kernels.kernel, kernels.parallel_kernel)
 
     def __init__(self, config, vocab_size, wait=True):
         """wait=False: on a cold cache, compile in the background and run on numpy's

@@ -22,7 +22,7 @@ from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401 
 
 from .exact import power, reciprocal, root_candidates, square_candidates
 from .tuning import (ADAM_SLICE, BLOCK_COLUMNS, CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS,
-                     PACK_MIN_ROWS, PARALLEL_MIN_MACS)
+                     PACK_MIN_ROWS, PARALLEL_MIN_MACS, PART_MIN_ROWS, STEP_PARTS)
 
 # Never fastmath: it would reorder sums. error_model='numpy' drops the zero-division
 # check Python semantics would put in every float division (it blocks vectorization);
@@ -87,6 +87,23 @@ def pack_batch(batch, tokens, lengths):
             batch.ndoc[r] = n
             r += 1
     return r
+
+
+@kernel
+def step_parts(ndoc, n, hp):
+    """In how many parts numba's threads run a training step's rows 0..n-1 at once (the
+    model's train_step): STEP_PARTS, or as many as it has documents, if fewer, where
+    the step has PART_MIN_ROWS rows a part and every product of its rows is small
+    enough to run on one thread (a part runs its products whole: no parallel region
+    within a part); else one."""
+    widest = max(4 * hp.n_embd, hp.vocab_size) * hp.n_embd   # a row's largest product
+    if n < STEP_PARTS * PART_MIN_ROWS or n * widest >= PARALLEL_MIN_MACS:
+        return 1
+    docs = t = 0
+    while t < n and docs < STEP_PARTS:
+        docs += 1
+        t += ndoc[t]
+    return docs
 
 
 @kernel
@@ -293,22 +310,29 @@ def matmul_forward_parallel(out, inp, w):
 
 
 @kernel
-def matmul_backward(dinp, dw, dout, inp, w, order, which):
-    """dinp[t, i] += w[o, i] * dout[t, o] for o in order[which[t]], one o after another;
-    dw[o, i] += dout[t, o] * inp[t, i] for t from the last row to the first. Large
-    products split dinp's columns and dw's rows among threads."""
-    n, I = inp.shape
-    O = w.shape[0]
+def matmul_backward_input(dinp, dout, w, order, which):
+    """dinp[t, i] += w[o, i] * dout[t, o] for o in order[which[t]], one o after another.
+    Large products split dinp's columns among threads."""
+    n, I = dinp.shape
     blocks = row_blocks(order, which, n)          # once, for every slice of dinp
-    if n * O * I < PARALLEL_MIN_MACS:
-        matmul_backward_input(dinp, dout, w, order, which, blocks, 0, I)
-        matmul_backward_weight(dw, dout, inp, 0, O)
+    if n * w.shape[0] * I < PARALLEL_MIN_MACS:
+        matmul_backward_input_slice(dinp, dout, w, order, which, blocks, 0, I)
     else:
-        matmul_backward_parallel(dinp, dw, dout, inp, w, order, which, blocks)
+        matmul_backward_input_parallel(dinp, dout, w, order, which, blocks)
 
 
 @kernel
-def matmul_backward_input(dinp, dout, w, order, which, blocks, i0, i1):
+def matmul_backward_weight(dw, dout, inp, o0, o1):
+    """dw[o, i] += dout[t, o] * inp[t, i] for t from the last row to the first, for the
+    rows o0 <= o < o1 of dw. Large products split them among threads."""
+    if inp.shape[0] * (o1 - o0) * dw.shape[1] < PARALLEL_MIN_MACS:
+        matmul_backward_weight_slice(dw, dout, inp, o0, o1)
+    else:
+        matmul_backward_weight_parallel(dw, dout, inp, o0, o1)
+
+
+@kernel
+def matmul_backward_input_slice(dinp, dout, w, order, which, blocks, i0, i1):
     """dinp[:, i0:i1], a block of up to 4 rows that take the same order (row_blocks) x
     BLOCK_COLUMNS elements at a time, held in registers while they hear from every
     output: each element hears from the outputs one after another, in its row's order.
@@ -404,7 +428,7 @@ def same_order(order, a, b):
 
 
 @kernel
-def matmul_backward_weight(dw, dout, inp, o0, o1):
+def matmul_backward_weight_slice(dw, dout, inp, o0, o1):
     """dw[o0:o1], a block of 4 rows x BLOCK_COLUMNS elements at a time, held in registers
     while they take their terms from the last row of inp to the first. With
     PACK_MIN_ROWS rows or more, each block of columns first copies its slab of inp,
@@ -449,15 +473,19 @@ def backward_weight_rows(dw, dout, src, src_c, o0, o1, c, width):
 
 
 @parallel_kernel
-def matmul_backward_parallel(dinp, dw, dout, inp, w, order, which, blocks):
+def matmul_backward_input_parallel(dinp, dout, w, order, which, blocks):
     count = chunks(dinp.shape[1])
     for c in prange(count):
         i0, i1 = chunk(c, count, dinp.shape[1])
-        matmul_backward_input(dinp, dout, w, order, which, blocks, i0, i1)
-    count = chunks(dw.shape[0])
+        matmul_backward_input_slice(dinp, dout, w, order, which, blocks, i0, i1)
+
+
+@parallel_kernel
+def matmul_backward_weight_parallel(dw, dout, inp, o0, o1):
+    count = chunks(o1 - o0)
     for c in prange(count):
-        o0, o1 = chunk(c, count, dw.shape[0])
-        matmul_backward_weight(dw, dout, inp, o0, o1)
+        a, b = chunk(c, count, o1 - o0)
+        matmul_backward_weight_slice(dw, dout, inp, o0 + a, o0 + b)
 
 
 target_last = kernel(model.target_last)
@@ -508,19 +536,20 @@ def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
 
 
 @kernel
-def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
-    """The query rows last to first (keys and values hear from the last query first);
-    for each, every head's gradients of its weights and logits, spread over the head's
-    columns (w, dl), then the q, k and v updates over all C columns at once: each
-    element hears from the same terms in the same order as head by head."""
+def attention_backward(dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
+    """The query rows a+n-1 .. a (whole documents), last to first (keys and values hear
+    from the last query first); for each, every head's gradients of its weights and
+    logits, spread over the head's columns (w, dl), then the q, k and v updates over all
+    C columns at once: each element hears from the same terms in the same order as head
+    by head."""
     C = qkv.shape[1] // 3
     hd = C // n_head
     T = att_exps.shape[2]
     dw = np.empty(T)                      # d(weights) of one head
     w = np.empty((T, C))                  # the weights, by column
     dl = np.empty((T, C))                 # d(q . k), the logit before its scale, by column
-    for r in range(n - 1, -1, -1):
-        p = pos[r]
+    for i in range(n - 1, -1, -1):
+        r, p = a + i, pos[i]
         r0 = r - p
         for h in range(n_head):
             hs = h * hd

@@ -34,3 +34,10 @@ DOT_MAX_ROWS = 4
 # thread: a parallel region's start-up is not worth it there (measured: no faster over
 # a default run, and more spread from run to run).
 ADAM_SLICE = 2 ** 16
+# A batch's training step runs its documents in STEP_PARTS parts at once, and then the
+# parameters' gradients and Adam in as many (model.train_step), when every part has at least
+# PART_MIN_ROWS rows and no product is large enough for threads of its own. 2: this
+# project's machines have 2 cores. The parts are fixed by the shapes, not the thread
+# count, so the compiled model can be cached; on one thread they run one after another.
+STEP_PARTS = 2
+PART_MIN_ROWS = 32

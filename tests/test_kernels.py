@@ -71,7 +71,8 @@ def matmul_op():
         return out
     def backward(K, x, dout):
         d = {k: np.zeros_like(v) for k, v in x.items()}
-        K.matmul_backward(d['inp'], d['w'], dout, x['inp'], x['w'], order, which)
+        K.matmul_backward_input(d['inp'], dout, x['w'], order, which)
+        K.matmul_backward_weight(d['w'], dout, x['inp'], 0, O)
         return d
     return inputs, forward, backward
 
@@ -91,7 +92,7 @@ def attention_op():
         d = {'qkv': np.zeros_like(x['qkv'])}
         dout_full = np.zeros((R, C))
         dout_full[:n] = dout
-        K.attention_backward(d['qkv'], dout_full, x['qkv'], att_exps, POS, n, H,
+        K.attention_backward(d['qkv'], dout_full, x['qkv'], att_exps, POS, 0, n, H,
                              (3 ** 0.5) ** -1)
         return d
     return inputs, forward, backward
@@ -228,7 +229,8 @@ def test_jit_products_in_register_blocks_are_numpys_floats(rows, I, O):
     def run(K):
         out, dinp, dw = np.empty((rows, O)), dinp0.copy(), dw0.copy()
         K.matmul_forward(out, inp, w)
-        K.matmul_backward(dinp, dw, dout, inp, w, order, which)
+        K.matmul_backward_input(dinp, dout, w, order, which)
+        K.matmul_backward_weight(dw, dout, inp, 0, dw.shape[0])
         return out, dinp, dw
 
     for name, got, want in zip(('out', 'dinp', 'dw'), run(jit.kernels), run(numpy_kernels)):
@@ -305,7 +307,8 @@ def test_jit_products_are_the_same_floats_on_any_number_of_threads():
     def run(K):
         out, dinp, dw = np.empty((rows, O)), rand(np.random.default_rng(1), rows, I), np.ones((O, I))
         K.matmul_forward(out, inp, w)
-        K.matmul_backward(dinp, dw, dout, inp, w, order, which)
+        K.matmul_backward_input(dinp, dout, w, order, which)
+        K.matmul_backward_weight(dw, dout, inp, 0, dw.shape[0])
         return out, dinp, dw
 
     expected = run(numpy_kernels)
@@ -329,6 +332,58 @@ def test_pack_batch(backend):
     assert [x[:6].tolist() for x in batch] == [[0, 5, 6, 0, 0, 2], [5, 6, 7, 9, 2, 3],
                                                [0, 1, 2, 0, 0, 1], [3, 3, 3, 1, 2, 2]]
     assert all((x[6:] == -1).all() for x in batch)     # rows past the batch's are left alone
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_attention_of_a_batchs_documents_in_parts_is_the_whole(backend):
+    """Attention forward and backward over a batch's rows, and over its documents in two
+    parts (rows a.., as the model's parts run them): the same floats."""
+    K = importlib.import_module(backend)
+    rng = np.random.default_rng(4)
+    T, scale = 4, (3 ** 0.5) ** -1
+    qkv, dout = rand(rng, n, 3 * C), rand(rng, n, C)
+
+    def run(parts):
+        out, att_exps, dqkv = np.zeros((n, C)), np.zeros((H, n, T)), np.zeros((n, 3 * C))
+        for a, b in parts:
+            K.attention_forward(out, att_exps, qkv, POS[a:b], a, b - a, H, scale)
+        for a, b in parts:
+            K.attention_backward(dqkv, dout, qkv, att_exps, POS[a:b], a, b - a, H, scale)
+        return out, dqkv
+
+    whole = run([(0, n)])
+    for name, got, want in zip(('out', 'dqkv'), run([(0, 3), (3, n)]), whole):
+        check_tensor(f'{name} in parts', got, want, 0.0)
+    assert np.all(whole[1][:, C:] != 0.0)            # every key and value heard from a query
+
+
+def test_jit_step_parts_cut_at_the_document_ends_nearest_halves():
+    """A batch of documents splits in two parts of whole documents, near-equal in rows,
+    once it has the rows (PART_MIN_ROWS a part) and its products are too small for
+    threads of their own; the default run's one document, or a wide model, stays whole."""
+    import jit.kernels
+    from jit.tuning import PART_MIN_ROWS, STEP_PARTS
+    from microgpt.twin.model import HParams, part_bounds
+    assert STEP_PARTS == 2
+
+    def hp(C, V=27):
+        return HParams(V, 16, C, 4, 1, 16, C ** -1, 1e-5, 1.0, 1 / 16)
+
+    def packed(lengths):
+        return np.repeat(np.array(lengths), lengths), sum(lengths)
+
+    ndoc, rows = packed([16, 9, 3, 15, 7, 12, 10, 1])        # 73 rows: the half is 36.5
+    assert rows >= STEP_PARTS * PART_MIN_ROWS
+    assert jit.kernels.step_parts(ndoc, rows, hp(16)) == 2
+    assert part_bounds(ndoc, rows, 2).tolist() == [0, 43, 73]      # 43 is 6.5 off; 28, 8.5
+    assert jit.kernels.step_parts(ndoc, rows, hp(128)) == 1       # 73 x 512 x 128: threads
+    one, rows1 = packed([16])
+    assert jit.kernels.step_parts(one, rows1, hp(16)) == 1
+    few, rows2 = packed([16] * 3)                                  # 48 rows: too few
+    assert jit.kernels.step_parts(few, rows2, hp(16)) == 1
+    assert part_bounds(*packed([60, 2, 3]), 2).tolist() == [0, 60, 65]
+    assert part_bounds(*packed([2, 3, 60]), 2).tolist() == [0, 5, 65]
+    assert part_bounds(*packed([5, 5, 5, 5]), 3).tolist() == [0, 5, 15, 20]
 
 
 @pytest.mark.parametrize('backend', BACKENDS)

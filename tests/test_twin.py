@@ -116,9 +116,41 @@ def test_a_batch_is_its_documents_run_apart_averaged(tier):
         check_tensor(f'd{name}', g, (grads_long[name] + grads_short[name]) / 2, 1e-12)
 
 
-def test_the_thread_count_does_not_change_a_bit(data_path, tmp_path):
-    """A config wide enough that the jit tier's products run in parallel: on one thread
-    and on two, the very same losses and samples."""
+@pytest.mark.parametrize('parts', [2, 3])
+def test_a_step_in_parts_is_the_same_floats(parts):
+    """The model's step in parts (its documents, then the parameters' gradients, then
+    Adam, each split in `parts`), here one after another on numpy's kernels: every
+    loss and parameter as in one part, over a few steps of a batch of five."""
+    import types
+
+    from microgpt.twin import TwinGPT, encode_steps, model, numpy_kernels
+    config = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=8, batch_size=5)
+    docs = DOCS + ['olivia', 'ava']
+    tok = gpt.Tokenizer(set(''.join(docs)))
+    tokens, lengths = encode_steps(docs, tok, 0, 3, 5, 8)
+
+    def train(kernels):
+        random.seed(config.seed)
+        twin = TwinGPT(config, tok.vocab_size)
+        twin.fn = model.bind(kernels)
+        return twin.train_steps(tokens, lengths, 0), twin.flat.params.copy()
+
+    in_parts = types.SimpleNamespace(**vars(numpy_kernels))
+    in_parts.step_parts = lambda ndoc, n, hp: parts
+    (losses, params), (want_losses, want_params) = train(in_parts), train(numpy_kernels)
+    assert losses == want_losses
+    check_tensor('parameters after 3 steps', params, want_params, EXACT)
+
+
+# Wide enough that the jit tier's products run in parallel; and the default width in a
+# batch of 16, which runs its documents in parts, one on each thread.
+THREAD_CONFIGS = {'wide': ['--n-embd', '64', '--batch-size', '4'],
+                  'in_parts': ['--batch-size', '16']}
+
+
+@pytest.mark.parametrize('config', THREAD_CONFIGS)
+def test_the_thread_count_does_not_change_a_bit(config, data_path, tmp_path):
+    """On one thread and on two, the very same losses and samples, and numpy's."""
     import json
     import subprocess
     import sys
@@ -127,15 +159,16 @@ def test_the_thread_count_does_not_change_a_bit(data_path, tmp_path):
     subprocess.run([sys.executable, '-m', 'jit.warm', '--wait'], cwd=ROOT, check=True,
                    capture_output=True)               # so that the runs use the compiled tier
     reports = []
-    for threads in ('1', '2'):
-        path = tmp_path / f'threads{threads}.json'
-        rc, _, err = run_cli('--data', data_path, '--tier', 'jit', '--n-embd', '64',
-                             '--batch-size', '4', '--steps', '4', '--num-samples', '4',
-                             '--json', path, env={'NUMBA_NUM_THREADS': threads})
-        assert rc == 0 and 'loaded from the numba cache' in err, err
+    for tier, threads in (('jit', '1'), ('jit', '2'), ('numpy', '1')):
+        path = tmp_path / f'{tier}{threads}.json'
+        rc, _, err = run_cli('--data', data_path, '--tier', tier, *THREAD_CONFIGS[config],
+                             '--steps', '4', '--num-samples', '4', '--json', path,
+                             env={'NUMBA_NUM_THREADS': threads})
+        assert rc == 0 and (tier == 'numpy' or 'loaded from the numba cache' in err), err
         reports.append(json.loads(path.read_text()))
-    assert reports[0]['losses'] == reports[1]['losses']
-    assert reports[0]['samples'] == reports[1]['samples']
+    for report in reports[1:]:
+        assert report['losses'] == reports[0]['losses']
+        assert report['samples'] == reports[0]['samples']
 
 
 def test_check_tensor_reports_the_first_mismatch():

@@ -11,8 +11,9 @@ Training runs a step's documents at once, all their positions packed row after r
 (document b's n_b rows after document b-1's): every product runs over all of the
 batch's rows together, and attention keeps each row to the earlier rows of its own
 document, under a causal mask: the same computation as the reference's position-by-
-position KV cache. Every float is the
-scalar graph's (microgpt/gpt.py), bit for bit: the kernels repeat each op and its local
+position KV cache. On a backend with threads, a batch's documents run in parts at once,
+and then the parameters' gradients, which sum over every row (train_step). Every float
+is the scalar graph's (microgpt/gpt.py), bit for bit, whatever the parts: the kernels repeat each op and its local
 gradient, and each gradient receives its contributions in the order the scalar graph's
 backward() delivers them. That order is set out, with its reasons, at `backward_orders`
 below; the kernels' docstrings say how each sum follows it. Activations live in a
@@ -25,7 +26,10 @@ B = batch_size, R = rows.
 import types
 from collections import namedtuple
 
+import numpy as np
+
 K = None  # the backend's kernels; each bound copy of this module's functions has its own
+prange = range  # the loop over parts that may run at once; bind() may give a parallel one
 
 # Scalars: the sizes, and constants computed in Python exactly as the reference does.
 HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer batch_size '
@@ -189,7 +193,6 @@ def backward_orders(hp):
       to first, then q rows last to first.
     The rest of the backward's sums are within one kernel and its docstring says how.
     """
-    import numpy as np
     T, C, H = hp.block_size, hp.n_embd, hp.n_head
     hd = C // H
     qkv = np.empty((T, 3 * C), dtype=np.int64)
@@ -224,75 +227,181 @@ def target_last(order, target):
     order[V - 1] = target
 
 
-def backward(P, G, A, dA, batch, n, hp, orders):
-    """Gradients of the step's loss over rows 0..n-1, accumulated into G (and dA),
-    each node's contributions added in the scalar graph's order (backward_orders)."""
-    pos = batch.pos[:n]
-    K.crossentropy_softmax_backward(dA.logits[:n], A.exps[:n], batch.targets[:n],
-                                    batch.ndoc[:n], hp.inv_batch)
-    K.order_target_last(orders.lm_head[:n], batch.targets[:n])
+def backward_rows(P, A, dA, batch, a, b, hp, orders):
+    """The activations' gradients of rows a..b-1, whole documents, accumulated into dA,
+    each node's contributions added in the scalar graph's order (backward_orders). No
+    parameter's gradient: those sum over every row (backward_weights), and no
+    activation's gradient depends on them."""
+    n = b - a
+    pos = batch.pos[a:b]
+    K.crossentropy_softmax_backward(dA.logits[a:b], A.exps[a:b], batch.targets[a:b],
+                                    batch.ndoc[a:b], hp.inv_batch)
+    K.order_target_last(orders.lm_head[a:b], batch.targets[a:b])
     last = hp.n_layer - 1
-    K.matmul_backward(dA.out[last, :n], G.lm_head, dA.logits[:n], A.out[last, :n], P.lm_head,
-                      orders.lm_head, orders.rows[:n])
+    K.matmul_backward_input(dA.out[last, a:b], dA.logits[a:b], P.lm_head, orders.lm_head,
+                            orders.rows[a:b])
     for l in range(last, -1, -1):
         x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
         dx = dA.x0 if l == 0 else dA.out[l - 1]
         # 2) MLP, backwards. The layer's output gradient is complete; res2 hears from
         # the residual first, then from its rmsnorm.
-        K.residual_backward(dA.fc2[l, :n], dA.res2[l, :n], dA.out[l, :n])
-        K.matmul_backward(dA.fc1_relu[l, :n], G.mlp_fc2[l], dA.fc2[l, :n], A.fc1_relu[l, :n],
-                          P.mlp_fc2[l], orders.rows_C, pos)
-        K.relu_backward(dA.fc1[l, :n], dA.fc1_relu[l, :n], A.fc1[l, :n])
-        K.matmul_backward(dA.ln2[l, :n], G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], P.mlp_fc1[l],
-                          orders.rows_4C, pos)
-        K.rmsnorm_backward(dA.res2[l, :n], dA.ln2[l, :n], A.res2[l, :n], A.rstd2[l, :n],
+        K.residual_backward(dA.fc2[l, a:b], dA.res2[l, a:b], dA.out[l, a:b])
+        K.matmul_backward_input(dA.fc1_relu[l, a:b], dA.fc2[l, a:b], P.mlp_fc2[l],
+                                orders.rows_C, pos)
+        K.relu_backward(dA.fc1[l, a:b], dA.fc1_relu[l, a:b], A.fc1[l, a:b])
+        K.matmul_backward_input(dA.ln2[l, a:b], dA.fc1[l, a:b], P.mlp_fc1[l], orders.rows_4C,
+                                pos)
+        K.rmsnorm_backward(dA.res2[l, a:b], dA.ln2[l, a:b], A.res2[l, a:b], A.rstd2[l, a:b],
                            hp.inv_C, hp.rms_eps)
         # 1) attention, backwards; likewise the layer input hears from the residual first
-        K.residual_backward(dA.attn[l, :n], dx[:n], dA.res2[l, :n])
-        K.matmul_backward(dA.atty[l, :n], G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n],
-                          P.attn_wo[l], orders.rows_C, pos)
-        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att_exps[l], pos, n, hp.n_head,
-                             hp.attn_scale)
-        K.matmul_backward(dA.ln1[l, :n], G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n],
-                          P.attn_qkv[l], orders.qkv, pos)
-        K.rmsnorm_backward(dx[:n], dA.ln1[l, :n], x[:n], A.rstd1[l, :n], hp.inv_C, hp.rms_eps)
-    K.rmsnorm_backward(dA.emb[:n], dA.x0[:n], A.emb[:n], A.rstd0[:n], hp.inv_C, hp.rms_eps)
-    K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], pos)
+        K.residual_backward(dA.attn[l, a:b], dx[a:b], dA.res2[l, a:b])
+        K.matmul_backward_input(dA.atty[l, a:b], dA.attn[l, a:b], P.attn_wo[l], orders.rows_C,
+                                pos)
+        K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att_exps[l], pos, a, n,
+                             hp.n_head, hp.attn_scale)
+        K.matmul_backward_input(dA.ln1[l, a:b], dA.qkv[l, a:b], P.attn_qkv[l], orders.qkv, pos)
+        K.rmsnorm_backward(dx[a:b], dA.ln1[l, a:b], x[a:b], A.rstd1[l, a:b], hp.inv_C,
+                           hp.rms_eps)
+    K.rmsnorm_backward(dA.emb[a:b], dA.x0[a:b], A.emb[a:b], A.rstd0[a:b], hp.inv_C, hp.rms_eps)
 
 
-def zero_activation_grads(dA, n, hp):
-    """Zero the activation gradients backward() accumulates into, in the n rows in use:
+def part_rows(size, part, parts):
+    """Part `part` of `parts` near-equal ranges of range(size): (start, stop)."""
+    return part * size // parts, (part + 1) * size // parts
+
+
+def backward_weights(G, A, dA, batch, n, hp, part, parts):
+    """The parameters' gradients over rows 0..n-1, whose activations' gradients are
+    complete, accumulated into G: part `part` of `parts`, a range of each weight's rows
+    (its outputs). Each element hears from the rows last to first (backward_orders),
+    whichever part computes it; the embeddings' gradients go to the last part."""
+    last = hp.n_layer - 1
+    V, C = hp.vocab_size, hp.n_embd
+    v0, v1 = part_rows(V, part, parts)
+    c0, c1 = part_rows(C, part, parts)
+    f0, f1 = part_rows(4 * C, part, parts)
+    q0, q1 = part_rows(3 * C, part, parts)
+    K.matmul_backward_weight(G.lm_head, dA.logits[:n], A.out[last, :n], v0, v1)
+    for l in range(last, -1, -1):
+        K.matmul_backward_weight(G.mlp_fc2[l], dA.fc2[l, :n], A.fc1_relu[l, :n], c0, c1)
+        K.matmul_backward_weight(G.mlp_fc1[l], dA.fc1[l, :n], A.ln2[l, :n], f0, f1)
+        K.matmul_backward_weight(G.attn_wo[l], dA.attn[l, :n], A.atty[l, :n], c0, c1)
+        K.matmul_backward_weight(G.attn_qkv[l], dA.qkv[l, :n], A.ln1[l, :n], q0, q1)
+    if part == parts - 1:
+        K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], batch.pos[:n])
+
+
+def zero_activation_grads(dA, a, b, hp):
+    """Zero the activation gradients backward_rows() accumulates into, in rows a..b-1:
     of a batch's workspace of R rows, a step uses n (fewer when its documents are
     short), and no gradient is taken of the exps, probs, losses or 1/rms."""
-    K.zero(dA.emb[:n])
-    K.zero(dA.x0[:n])
+    K.zero(dA.emb[a:b])
+    K.zero(dA.x0[a:b])
     for l in range(hp.n_layer):
-        K.zero(dA.ln1[l, :n])
-        K.zero(dA.qkv[l, :n])
-        K.zero(dA.atty[l, :n])
-        K.zero(dA.attn[l, :n])
-        K.zero(dA.res2[l, :n])
-        K.zero(dA.ln2[l, :n])
-        K.zero(dA.fc1[l, :n])
-        K.zero(dA.fc1_relu[l, :n])
-        K.zero(dA.fc2[l, :n])
-        K.zero(dA.out[l, :n])
-    K.zero(dA.logits[:n])
+        K.zero(dA.ln1[l, a:b])
+        K.zero(dA.qkv[l, a:b])
+        K.zero(dA.atty[l, a:b])
+        K.zero(dA.attn[l, a:b])
+        K.zero(dA.res2[l, a:b])
+        K.zero(dA.ln2[l, a:b])
+        K.zero(dA.fc1[l, a:b])
+        K.zero(dA.fc1_relu[l, a:b])
+        K.zero(dA.fc2[l, a:b])
+        K.zero(dA.out[l, a:b])
+    K.zero(dA.logits[a:b])
+
+
+def step_rows(P, A, dA, batch, a, b, hp, orders):
+    """Rows a..b-1 of a training step, whole documents: the forward, the softmax and the
+    activations' gradients, all of which stay within a document."""
+    forward(P, A, batch.tokens[a:b], batch.pos[a:b], a, b - a, hp)
+    K.softmax_forward(A.probs[a:b], A.exps[a:b], A.logits[a:b], 1.0)
+    zero_activation_grads(dA, a, b, hp)
+    backward_rows(P, A, dA, batch, a, b, hp, orders)
+
+
+def adam_update(flat, adam, a, b):
+    """Adam's update of parameters a..b-1."""
+    K.adam_update(flat.params[a:b], flat.grads[a:b], flat.m[a:b], flat.v[a:b], adam.lr,
+                  adam.beta1, adam.beta2, adam.one_minus_beta1, adam.one_minus_beta2,
+                  adam.bias1, adam.bias2, adam.eps)
+
+
+def part_bounds(ndoc, n, parts):
+    """Rows 0..n-1, documents of ndoc[t] rows each (row t's document), in `parts` parts
+    of whole documents, near-equal in rows: bounds (parts+1,), part p the rows
+    bounds[p]..bounds[p+1]-1, cut at the document ends nearest p*n/parts. Plain loops,
+    for a compiling backend; `parts` is at most the number of documents."""
+    starts = np.empty(n + 1, dtype=np.int64)      # where each document's rows start
+    docs = t = 0
+    while t < n:
+        starts[docs] = t
+        docs += 1
+        t += ndoc[t]
+    starts[docs] = n
+    bounds = np.empty(parts + 1, dtype=np.int64)
+    bounds[0], bounds[parts] = 0, n
+    j = 0
+    for p in range(1, parts):
+        share = p * n // parts
+        j += 1                                    # a document at least in each part
+        while j < docs - (parts - p) and abs(starts[j + 1] - share) < abs(starts[j] - share):
+            j += 1
+        bounds[p] = starts[j]
+    return bounds
+
+
+def rows_in_parts(P, A, dA, batch, n, parts, hp, orders):
+    """step_rows() in `parts` parts of whole documents (part_bounds), at once."""
+    bounds = part_bounds(batch.ndoc, n, parts)
+    for p in prange(parts):
+        step_rows(P, A, dA, batch, bounds[p], bounds[p + 1], hp, orders)
+
+
+def weights_in_parts(G, A, dA, batch, n, hp, parts):
+    """backward_weights() in `parts` parts at once."""
+    for p in prange(parts):
+        backward_weights(G, A, dA, batch, n, hp, p, parts)
+
+
+def adam_in_parts(flat, adam, parts):
+    """Adam's update in `parts` ranges of the parameters at once."""
+    for p in prange(parts):
+        a, b = part_rows(flat.params.shape[0], p, parts)
+        adam_update(flat, adam, a, b)
 
 
 def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     """One training step on a batch of documents, packed into n rows (Batch): forward,
     backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
-    activations and their gradients. Returns the step's loss as a float."""
-    forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
-    K.softmax_forward(A.probs[:n], A.exps[:n], A.logits[:n], 1.0)
+    activations and their gradients. Returns the step's loss as a float.
+
+    The step goes in parts that may run at once (K.step_parts says how many; `prange`
+    runs them on a backend's threads): first its documents, each part whole documents
+    (part_bounds), since all of a step but the parameters' gradients stays within a
+    document; then the parameters' gradients, part p a range of every weight's rows;
+    then Adam, part p a range of the parameters. No float depends on the parts: each
+    is computed whole by one of them, its sums in order. Each of the three is a
+    function of its own, so that no compiler can fuse their loops (numba would, and
+    run Adam on gradients not yet complete). One part runs on the calling thread,
+    without a parallel region or even a call to step_rows(): a default step is some
+    35 us, and each costs it a little.
+    """
+    K.zero(flat.grads)
+    parts = K.step_parts(batch.ndoc, n, hp)
+    if parts == 1:                # step_rows() and the rest, without a call of their own
+        forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
+        K.softmax_forward(A.probs[:n], A.exps[:n], A.logits[:n], 1.0)
+        zero_activation_grads(dA, 0, n, hp)
+        backward_rows(P, A, dA, batch, 0, n, hp, orders)
+        backward_weights(G, A, dA, batch, n, hp, 0, 1)
+        adam_update(flat, adam, 0, flat.params.shape[0])
+    else:
+        rows_in_parts(P, A, dA, batch, n, parts, hp, orders)
+        weights_in_parts(G, A, dA, batch, n, hp, parts)
+        adam_in_parts(flat, adam, parts)
     K.crossentropy_forward(A.losses[:n], A.loss, A.probs[:n], batch.targets[:n],
                            batch.ndoc[:n], hp.inv_batch)
-    K.zero(flat.grads)
-    zero_activation_grads(dA, n, hp)
-    backward(P, G, A, dA, batch, n, hp, orders)
-    K.adam_update(flat.params, flat.grads, flat.m, flat.v, adam.lr, adam.beta1, adam.beta2,
-                  adam.one_minus_beta1, adam.one_minus_beta2, adam.bias1, adam.bias2, adam.eps)
     return A.loss[0]
 
 
@@ -321,21 +430,29 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
     K.softmax_forward(A.probs[p:p + 1], A.exps[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
-MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward',
-                   'zero_activation_grads', 'train_step', 'train_steps', 'sample_step')
+MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward_rows',
+                   'part_rows', 'backward_weights', 'zero_activation_grads', 'step_rows',
+                   'adam_update', 'part_bounds', 'rows_in_parts', 'weights_in_parts',
+                   'adam_in_parts', 'train_step', 'train_steps', 'sample_step')
+# Those with a loop over `prange`: a backend's threads run their parts.
+PARALLEL_FUNCTIONS = ('rows_in_parts', 'weights_in_parts', 'adam_in_parts')
 
 
-def bind(kernels, wrap=None):
+def bind(kernels, wrap=None, wrap_parallel=None):
     """This module's model functions, calling `kernels` as K.
 
     Each function is copied with a globals dict in which K is `kernels` and the model
     functions are the bound copies, so train_step's call to forward() stays within the
-    copy. `wrap` (numba's njit, say) is applied to every copy: called from compiled
-    code, they compile into one native train_step.
+    copy. `wrap` (numba's njit, say) is applied to every copy, `wrap_parallel` (njit
+    with parallel=True) to those of PARALLEL_FUNCTIONS, whose `prange` is then the
+    kernels' own: called from compiled code, they compile into one native train_step.
+    Without them, prange is range: the parts run one after the other.
     """
-    ns = dict(globals(), K=kernels)
+    prange = getattr(kernels, 'prange', range) if wrap_parallel else range
+    ns = dict(globals(), K=kernels, prange=prange)
     for name in MODEL_FUNCTIONS:
         f = globals()[name]
         copy = types.FunctionType(f.__code__, ns, f.__name__, f.__defaults__, f.__closure__)
-        ns[name] = wrap(copy) if wrap else copy
+        use = wrap_parallel if name in PARALLEL_FUNCTIONS and wrap_parallel else wrap
+        ns[name] = use(copy) if use else copy
     return types.SimpleNamespace(**{name: ns[name] for name in MODEL_FUNCTIONS})

@@ -155,17 +155,27 @@ def matmul_forward(out, inp, w):
     sum_in_blocks(out, lambda a, b: inp_T[a:b, :, None] * w_T[a:b, None, :], inp.shape[1])
 
 
-def matmul_backward(dinp, dw, dout, inp, w, order, which):
+def matmul_backward_input(dinp, dout, w, order, which):
     """dinp[t] += w[o] * dout[t, o] for o in order[which[t]] (order (*,O): the orders a
-    row may take, which (n,): the one each row takes), one row at a time in that order;
-    dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first."""
+    row may take, which (n,): the one each row takes), one row at a time in that order."""
     order, dout_T = order[which].T, dout.T                    # (O,n): term r of row t
     def dinp_terms(a, b):                                     # (b-a,n,I)
         return w[order[a:b]] * np.take_along_axis(dout_T, order[a:b], 0)[:, :, None]
     sum_in_blocks(dinp, dinp_terms, w.shape[0], accumulate=True)
-    dout_r, inp_r = dout[::-1], inp[::-1]                     # rows last to first
-    sum_in_blocks(dw, lambda a, b: dout_r[a:b, :, None] * inp_r[a:b, None, :], inp.shape[0],
-                  accumulate=True)
+
+
+def matmul_backward_weight(dw, dout, inp, o0, o1):
+    """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first, for the
+    rows o0 <= o < o1 of dw."""
+    dout_r, inp_r = dout[::-1, o0:o1], inp[::-1]             # rows last to first
+    sum_in_blocks(dw[o0:o1], lambda a, b: dout_r[a:b, :, None] * inp_r[a:b, None, :],
+                  inp.shape[0], accumulate=True)
+
+
+def step_parts(ndoc, n, hp):
+    """In how many parts that may run at once a training step goes (model.train_step):
+    one here, the whole batch's rows in each kernel."""
+    return 1
 
 
 def order_target_last(order, targets):
@@ -240,21 +250,22 @@ def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
     out[a:a + n] = moveaxis(y, 0, 1).reshape(n, C)
 
 
-def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
-    """Backward of attention_forward over rows 0..n-1, accumulating into the q, k and v
-    columns of dqkv. Each sum in the scalar graph's order: a weight's gradient over the
-    head's columns from the last to the first; the reciprocal's and a query's over keys
-    from the last to the first; a key's and a value's over the queries of its document
-    that read them, from the last position to the first."""
+def attention_backward(dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
+    """Backward of attention_forward over rows a..a+n-1 (whole documents), accumulating
+    into the q, k and v columns of dqkv. Each sum in the scalar graph's order: a
+    weight's gradient over the head's columns from the last to the first; the
+    reciprocal's and a query's over keys from the last to the first; a key's and a
+    value's over the queries of its document that read them, from the last position to
+    the first."""
     C = qkv.shape[1] // 3
     H, T = n_head, att_exps.shape[2]
-    rows, visible = key_window(pos, 0, T)
-    q = heads(qkv[:n, :C], H)                                  # (H,n,hd)
+    rows, visible = key_window(pos, a, T)
+    q = heads(qkv[a:a + n, :C], H)                            # (H,n,hd)
     k, v = (heads(qkv[rows, i * C:(i + 1) * C], H) for i in (1, 2))   # (H,n,T,hd)
-    e = np.where(visible, att_exps[:, :n], 0.0)               # (H,n,T) the forward's exps
+    e = np.where(visible, att_exps[:, a:a + n], 0.0)          # (H,n,T) the forward's exps
     total, inv_total = softmax_total(e)
     w = e * inv_total[..., None]                              # the forward's weights
-    dy = heads(dout[:n], H)                                   # (H,n,hd)
+    dy = heads(dout[a:a + n], H)                              # (H,n,hd)
     # out_pj = sum_t w_pt * v_tj: a weight's gradient, over the head's columns, last first
     dw = ordered_sum(moveaxis(v * dy[:, :, None, :], -1, 0)[::-1])      # (H,n,T)
     # w_pt = e_pt * total_p ** -1, and `e / total` makes a pow node of its own for each
@@ -276,7 +287,7 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, n, n_head, scale):
     dk = ordered_sum(moveaxis(q[:, readers] * g_logit[..., None], 2, 0))
     dv = ordered_sum(moveaxis(g_w[..., None] * dy[:, readers], 2, 0))
     for i, grad in enumerate((dq, dk, dv)):                   # (H,n,hd) -> (n,C)
-        dqkv[:n, i * C:(i + 1) * C] += moveaxis(grad, 0, 1).reshape(n, C)
+        dqkv[a:a + n, i * C:(i + 1) * C] += moveaxis(grad, 0, 1).reshape(n, C)
 
 
 def relu_forward(out, inp):
