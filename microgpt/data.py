@@ -67,12 +67,23 @@ class Docs:
         return self.count
 
     def __getitem__(self, i):
-        if len(self.spans) < self.count and not 0 <= i < len(self.spans):
-            raise IndexError(f"document {i} of {self.count} is not held "
-                             f"(this run reads the first {len(self.spans)})")
+        """Document i; or, for a slice (step 1), a list of its documents."""
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self.count)
+            assert step == 1, "Docs slices go one document after the next"
+            self.check_held(max(start, stop - 1))
+            text, bits, mask = self.text, self.len_bits, (1 << self.len_bits) - 1
+            return [text[span >> bits:(span >> bits) + (span & mask)]
+                    for span in self.spans[start:stop]]
+        self.check_held(i)
         span = self.spans[i]
         start = span >> self.len_bits
         return self.text[start:start + (span & ((1 << self.len_bits) - 1))]
+
+    def check_held(self, i):
+        if len(self.spans) < self.count and not 0 <= i < len(self.spans):
+            raise IndexError(f"document {i} of {self.count} is not held "
+                             f"(this run reads the first {len(self.spans)})")
 
     def shuffle(self):
         if len(self.spans) < self.count:

@@ -35,7 +35,7 @@ def test_docs_too_long_for_4_byte_spans_take_8():
     text = 'ann\n' + 'b' * 70000 + '\n carl \n'    # 17 bits of offset leave 15 for a length
     docs = Docs(text)
     assert docs.spans.typecode == 'Q'
-    assert [docs[i] for i in range(len(docs))] == ['ann', 'b' * 70000, 'carl']
+    assert [docs[i] for i in range(len(docs))] == ['ann', 'b' * 70000, 'carl'] == docs[:]
     assert Docs('ann\n' + 'b' * 30000 + '\n').spans.typecode == 'I'
 
 
@@ -56,6 +56,10 @@ def test_a_run_holds_only_the_documents_it_reads(data_path):
     assert kept.chars() == everything.chars()
     with pytest.raises(IndexError, match='document 1000 of 32033 is not held'):
         kept[1000]
+    assert kept[990:1000] == [everything[i] for i in range(990, 1000)]   # a slice, as a list
+    assert everything[32030:40000] == [everything[i] for i in range(32030, 32033)]
+    with pytest.raises(IndexError, match='document 1000 of 32033 is not held'):
+        kept[995:1001]
     with pytest.raises(RuntimeError, match='shuffling again'):
         kept.shuffle()
 

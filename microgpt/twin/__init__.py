@@ -123,19 +123,27 @@ def encode_steps(docs, tok, first, count, batch_size, block_size):
     once, with numpy: a list of token ids a document, as step_batch makes, costs more
     than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
+    texts, i = [], first * B                            # docs[(first*B + k) % len(docs)]
+    while len(texts) < N:                               # in slices, wrapping around
+        start = i % len(docs)
+        stop = min(len(docs), start + N - len(texts))
+        texts += docs[start:stop]
+        i += stop - start
     codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)   # sorted, as uchars
-    texts = [docs[(first * B + i) % len(docs)] for i in range(N)]
     # Their characters' code points: a numpy string's 4-byte characters, read as such
     # (no codec to import; trailing NULs are kept in the array's memory).
     chars = np.array([''.join(texts)]).view(np.uint32)
     ids = np.searchsorted(codes, chars)                 # tok.stoi, for every character
-    lens = np.array([len(text) for text in texts], dtype=np.int64)
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=N)
+    kept = np.minimum(lens, T)                          # the characters that fit the block
     tokens = np.zeros((N, T + 1), dtype=np.int64)
     tokens[:, 0] = tok.BOS
-    j = np.arange(T)
-    inside = j < lens[:, None]                          # (N,T): document i's character j
+    # Kept character j of document d: ids[starts[d] + j] goes to tokens[d, 1 + j].
+    kept_ends = np.cumsum(kept)
+    j = np.arange(kept_ends[-1]) - np.repeat(kept_ends - kept, kept)
+    d = np.repeat(np.arange(N), kept)
     starts = np.cumsum(lens) - lens
-    tokens[:, 1:][inside] = ids[(starts[:, None] + j)[inside]]
+    tokens.reshape(-1)[d * (T + 1) + 1 + j] = ids[np.repeat(starts, kept) + j]
     ends = np.flatnonzero(lens < T)                     # the closing BOS, where it fits
     tokens[ends, lens[ends] + 1] = tok.BOS
     lengths = np.minimum(T, lens + 1)
