@@ -352,8 +352,9 @@ def matmul_backward_input_slice(dinp, dout, w, order, which, blocks, i0, i1):
 @block_loop
 def columns_source(panel, m, c, width):
     """Where to read m[:, c:c+width] from, as (array, first column): a copy in panel
-    (made here) if the panel has rows, else m itself."""
-    if panel.shape[0] == 0:
+    (made here) if the panel has rows, else m itself; m itself too when those columns
+    are its whole rows (width 16, BLOCK_COLUMNS: they are contiguous already)."""
+    if panel.shape[0] == 0 or width == m.shape[1]:
         return m, c
     for r in range(m.shape[0]):
         for j in range(width):
