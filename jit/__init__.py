@@ -20,8 +20,9 @@ import numpy as np
 
 from microgpt.twin import TwinGPT, model, numpy_kernels
 
-from . import exact, kernels, tuning
-
+# The files the compiled model is made of (see cache_folder).
+SOURCES = (model.__file__,) + tuple(os.path.join(os.path.dirname(__file__), name)
+                                    for name in ('kernels.py', 'exact.py', 'tuning.py'))
 READY = 'ready'          # in the cache folder: the model compiled and cached whole
 COMPILING = 'compiling'  # in the cache folder: a background compile's lock (its pid)
 CHECK_EVERY = 0.25       # seconds between looks for a finished background compile
@@ -31,11 +32,12 @@ def cache_folder():
     """The compiled model's cache folder, named by the sources it is made of.
 
     numba invalidates a cached function when its own file changes, not when a kernel it
-    calls (and compiled into itself) does; so the folder is keyed by a hash of all the
-    files compiled in, and an edited kernel gets a freshly compiled model.
+    calls (and compiled into itself) or a tunable it reads does; so the folder is keyed
+    by a hash of all the files compiled in, and an edited kernel or tunable gets a
+    freshly compiled model, and freshly compiled kernels (they cache there too).
     """
     digest = hashlib.sha256()
-    for path in (model.__file__, kernels.__file__, exact.__file__, tuning.__file__):
+    for path in SOURCES:
         with open(path, 'rb') as f:
             digest.update(f.read())
     root = os.environ.get('NUMBA_CACHE_DIR') or os.path.join(
@@ -53,6 +55,13 @@ def model_cache_dir():
         yield
     finally:
         numba.config.CACHE_DIR = saved
+
+
+# numba places a function's cache when the function is decorated: the kernels', in the
+# folder of these very sources (else a kernel cached before a change of jit/tuning.py
+# would be loaded, compiled with the old value, by the new model).
+with model_cache_dir():
+    from . import kernels
 
 
 def is_compiled():

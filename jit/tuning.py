@@ -35,9 +35,11 @@ DOT_MAX_ROWS = 4
 # a default run, and more spread from run to run).
 ADAM_SLICE = 2 ** 16
 # A batch's training step runs its documents in STEP_PARTS parts at once, and then the
-# parameters' gradients and Adam in as many (model.train_step), when every part has at least
-# PART_MIN_ROWS rows and no product is large enough for threads of its own. 2: this
+# parameters' gradients and Adam in as many (model.train_step), when every part has at
+# least PART_MIN_ROWS rows and no product is large enough for threads of its own. 2: this
 # project's machines have 2 cores. The parts are fixed by the shapes, not the thread
 # count, so the compiled model can be cached; on one thread they run one after another.
+# 16 rows a part: from a batch of 4 names up, two parts beat one (the README gives the
+# figures, batch 4 to 24, one thread against two).
 STEP_PARTS = 2
-PART_MIN_ROWS = 32
+PART_MIN_ROWS = 16

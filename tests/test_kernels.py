@@ -379,7 +379,7 @@ def test_jit_step_parts_cut_at_the_document_ends_nearest_halves():
     assert jit.kernels.step_parts(ndoc, rows, hp(128)) == 1       # 73 x 512 x 128: threads
     one, rows1 = packed([16])
     assert jit.kernels.step_parts(one, rows1, hp(16)) == 1
-    few, rows2 = packed([16] * 3)                                  # 48 rows: too few
+    few, rows2 = packed([PART_MIN_ROWS, PART_MIN_ROWS - 1])       # a row too few
     assert jit.kernels.step_parts(few, rows2, hp(16)) == 1
     assert part_bounds(*packed([60, 2, 3]), 2).tolist() == [0, 60, 65]
     assert part_bounds(*packed([2, 3, 60]), 2).tolist() == [0, 5, 65]
