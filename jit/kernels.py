@@ -64,10 +64,8 @@ def chunks(size):
     return max(1, min(MAX_CHUNKS, size // CHUNK_MIN_WIDTH))
 
 
-@kernel
-def chunk(c, count, size):
-    """Slice c of `count` near-equal slices of range(size): (start, stop)."""
-    return c * size // count, (c + 1) * size // count
+# Slice c of `count` near-equal slices of range(size), as the model cuts its parts.
+part_rows = kernel(model.part_rows)
 
 
 @kernel
@@ -305,7 +303,7 @@ def store_block(dst, acc, t, rows, c, width):
 def matmul_forward_parallel(out, inp, w):
     count = chunks(out.shape[1])
     for c in prange(count):
-        o0, o1 = chunk(c, count, out.shape[1])
+        o0, o1 = part_rows(out.shape[1], c, count)
         matmul_forward_slice(out, inp, w, o0, o1)
 
 
@@ -477,7 +475,7 @@ def backward_weight_rows(dw, dout, src, src_c, o0, o1, c, width):
 def matmul_backward_input_parallel(dinp, dout, w, order, which, blocks):
     count = chunks(dinp.shape[1])
     for c in prange(count):
-        i0, i1 = chunk(c, count, dinp.shape[1])
+        i0, i1 = part_rows(dinp.shape[1], c, count)
         matmul_backward_input_slice(dinp, dout, w, order, which, blocks, i0, i1)
 
 
@@ -485,7 +483,7 @@ def matmul_backward_input_parallel(dinp, dout, w, order, which, blocks):
 def matmul_backward_weight_parallel(dw, dout, inp, o0, o1):
     count = chunks(o1 - o0)
     for c in prange(count):
-        a, b = chunk(c, count, o1 - o0)
+        a, b = part_rows(o1 - o0, c, count)
         matmul_backward_weight_slice(dw, dout, inp, o0 + a, o0 + b)
 
 
@@ -682,7 +680,7 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, one_minus_beta1, one_minu
 def adam_update_parallel(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
                          one_minus_beta2, bias1, bias2, eps, count):
     for c in prange(count):
-        a, b = chunk(c, count, params.shape[0])
+        a, b = part_rows(params.shape[0], c, count)
         adam_update_slice(params[a:b], grads[a:b], m[a:b], v[a:b], lr, beta1, beta2,
                           one_minus_beta1, one_minus_beta2, bias1, bias2, eps)
 

@@ -96,7 +96,7 @@ class Docs:
     def keep_first(self, n):
         """Hold the first n documents only, in a text of their own."""
         self.chars()                             # every document's, before they go
-        kept = [self[i] for i in range(n)]
+        kept = self[:n]
         self.text = ''.join(kept)
         self.spans = array(self.spans.typecode)
         start = 0
