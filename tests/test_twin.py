@@ -93,6 +93,20 @@ def test_encode_steps_is_step_batch_in_arrays(batch_size, block_size):
             assert tokens[s, b].tolist() == (ids + [0] * (T + 1))[:T + 1]
 
 
+@pytest.mark.parametrize('steps', [1000, 7777])
+def test_adam_schedule_is_the_references_floats(steps):
+    """The twin computes a chunk's learning rates and bias corrections with numpy: every
+    one the float the reference's expressions give, on Python floats (gpt.adam_update),
+    down to the last step of a run, where the decay reaches its smallest rate."""
+    from microgpt.twin import NumpyGPT
+    c = GPTConfig(steps=steps)
+    expected = [[c.learning_rate * (1 - step / c.steps), 1 - c.beta1 ** (step + 1),
+                 1 - c.beta2 ** (step + 1)] for step in range(steps)]
+    model = NumpyGPT(c, 27)
+    assert model.adam_schedule(0, steps).tolist() == expected
+    assert model.adam_schedule(steps - 3, 3).tolist() == expected[-3:]
+
+
 @pytest.mark.parametrize('tier', TWIN_TIERS)
 def test_a_batch_is_its_documents_run_apart_averaged(tier):
     """One long document (a full block) and a short one, packed into one step, give the

@@ -71,17 +71,24 @@ class TwinGPT:
             view[:] = np.array(params[name], dtype=np.float64)
         self.flat = self.flat._replace(params=self.kernels.to_device(host))
 
-    def adam_schedule(self, step):
-        """Adam's scalars that change from step to step: the learning rate and the two
-        bias corrections, each computed as the reference computes it."""
+    def adam_schedule(self, first, count):
+        """Adam's scalars that change from step to step, for steps first .. first+count-1:
+        (count, 3), the learning rate and the two bias corrections, each the float the
+        reference computes. numpy divides two integers as Python does (both exact in
+        float64, one correctly rounded division), and the powers are Python's own **
+        (numpy's power is not libm's). 0.18 us a step, against 0.47 for a loop of Python
+        floats (timeit, 999 steps)."""
         c = self.config
-        return (c.learning_rate * (1 - step / c.steps), 1 - c.beta1 ** (step + 1),
-                1 - c.beta2 ** (step + 1))
+        step = np.arange(first, first + count)
+        exponent = (step + 1).astype(np.float64)
+        return np.stack([c.learning_rate * (1 - step / c.steps),
+                         1 - numpy_kernels.power(c.beta1, exponent),
+                         1 - numpy_kernels.power(c.beta2, exponent)], axis=1)
 
     def adam_step(self, step):
         """All of Adam's scalars for this step."""
         c = self.config
-        lr, bias1, bias2 = self.adam_schedule(step)
+        lr, bias1, bias2 = self.adam_schedule(step, 1)[0].tolist()
         return AdamStep(lr=lr, beta1=c.beta1, beta2=c.beta2, one_minus_beta1=1 - c.beta1,
                         one_minus_beta2=1 - c.beta2, bias1=bias1, bias2=bias2, eps=c.eps_adam)
 
@@ -98,7 +105,7 @@ class TwinGPT:
         on the documents tokens[s] (S,B,T+1), [BOS, ids..., BOS] cut to T+1 and padded,
         of which it trains on the first lengths[s] (S,B) positions; their losses."""
         S = tokens.shape[0]
-        schedule = np.array([self.adam_schedule(first_step + s) for s in range(S)])
+        schedule = self.adam_schedule(first_step, S)
         losses = np.empty(S)
         self.fn.train_steps(self.flat, self.batch, self.kernels.to_device(tokens), lengths,
                             schedule, self.hp, self.adam_step(first_step), self.orders, losses)

@@ -99,8 +99,9 @@ def log(x):
 
 
 def power(x, e):
-    """x ** e elementwise, as Python's float ** computes it (libm's pow)."""
-    return np.asarray(LIBM_POW(x, float(e)), dtype=np.float64)
+    """x ** e elementwise, as Python's float ** computes it (libm's pow); e a number or
+    an array, taken as floats (as Python's float ** takes an int)."""
+    return np.asarray(LIBM_POW(x, np.asarray(e, dtype=np.float64)), dtype=np.float64)
 
 
 def pack_batch(batch, tokens, lengths):
