@@ -34,6 +34,7 @@ class Docs:
         self.text = text
         self.reads = reads
         self._chars = None
+        self.packed = False       # True once the text is the documents, one after another
         # start << len_bits | length: 4 bytes a document where the text is short enough
         # that its offsets leave room for every length (names.txt: 18 bits and 14), else 8
         start_bits = len(text).bit_length()
@@ -80,6 +81,20 @@ class Docs:
         start = span >> self.len_bits
         return self.text[start:start + (span & ((1 << self.len_bits) - 1))]
 
+    def joined(self, start, stop):
+        """Documents start..stop-1 (a slice's bounds), one after another in one string,
+        and their lengths. Once packed (keep_first), the string is one slice of the text:
+        no string of its own for each document."""
+        start, stop, _ = slice(start, stop).indices(self.count)
+        if not self.packed or start >= stop:
+            docs = self[start:stop]
+            return ''.join(docs), [len(doc) for doc in docs]
+        self.check_held(stop - 1)
+        bits, mask = self.len_bits, (1 << self.len_bits) - 1
+        spans = self.spans[start:stop]
+        begin, end = spans[0] >> bits, (spans[-1] >> bits) + (spans[-1] & mask)
+        return self.text[begin:end], [span & mask for span in spans]
+
     def check_held(self, i):
         if len(self.spans) < self.count and not 0 <= i < len(self.spans):
             raise IndexError(f"document {i} of {self.count} is not held "
@@ -103,6 +118,7 @@ class Docs:
         for doc in kept:
             self.spans.append(start << self.len_bits | len(doc))
             start += len(doc)
+        self.packed = True
 
     def chars(self):
         """The set of characters the documents use."""

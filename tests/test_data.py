@@ -64,6 +64,26 @@ def test_a_run_holds_only_the_documents_it_reads(data_path):
         kept.shuffle()
 
 
+def test_joined_documents_are_their_concatenation(tmp_path):
+    """Docs.joined(start, stop): the documents of a slice in one string, and their
+    lengths; one slice of the text once a run's documents are packed (reads=n), else
+    document by document; a document not held is an error either way."""
+    import random
+    path = tmp_path / 'tricky.txt'
+    path.write_bytes(TRICKY.encode('utf-8'))
+    for reads in (None, 5):
+        docs = load_docs(path, reads=reads)
+        random.seed(3)
+        docs.shuffle()
+        assert docs.packed == (reads is not None)
+        held = len(docs.spans)
+        for start, stop in ((0, held), (1, 4), (held - 1, held), (2, 2)):
+            expected = docs[start:stop]
+            assert docs.joined(start, stop) == (''.join(expected), [len(d) for d in expected])
+    with pytest.raises(IndexError, match='document 5 of 7 is not held'):
+        docs.joined(3, 6)
+
+
 def test_docs_of_empty_text():
     assert len(Docs('')) == 0 and len(Docs('\n \n')) == 0
 

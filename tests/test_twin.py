@@ -91,6 +91,15 @@ def test_encode_steps_is_step_batch_in_arrays(batch_size, block_size):
             n = min(T, len(ids) - 1)
             assert lengths[s, b] == n
             assert tokens[s, b].tolist() == (ids + [0] * (T + 1))[:T + 1]
+    # the same from Docs, packed as a run holds them (Docs.joined): one slice of its text
+    from microgpt.data import Docs
+    held = Docs('\n'.join(docs))
+    held.keep_first(len(held))
+    assert held.packed
+    as_list = [held[i] for i in range(len(held))]
+    for got, expected in zip(encode_steps(held, tok, first, count, batch_size, T),
+                             encode_steps(as_list, tok, first, count, batch_size, T)):
+        assert got.tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize('steps', [1000, 7777])

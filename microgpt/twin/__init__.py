@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ..config import RMS_EPS, param_shapes
+from ..data import Docs
 from . import model, numpy_kernels
 from .model import (AdamStep, Batch, Flat, HParams, acts_size, acts_view, backward_orders,
                     params_size, params_view)
@@ -124,33 +125,47 @@ class TwinGPT:
         return self.kernels.to_host(A.probs[pos_id]).tolist()
 
 
+def joined(docs, start, stop):
+    """Documents start..stop-1 in one string, and their lengths: Docs.joined, or the
+    same from a list of strings."""
+    if isinstance(docs, Docs):
+        return docs.joined(start, stop)
+    return ''.join(docs[start:stop]), [len(doc) for doc in docs[start:stop]]
+
+
 def encode_steps(docs, tok, first, count, batch_size, block_size):
     """The documents of steps first .. first+count-1 (gpt.step_batch's), encoded for
     TwinGPT.train_steps: tokens (S,B,T+1) and lengths (S,B). A whole chunk of steps at
     once, with numpy: a list of token ids a document, as step_batch makes, costs more
     than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
-    texts, i = [], first * B                            # docs[(first*B + k) % len(docs)]
-    while len(texts) < N:                               # in slices, wrapping around
+    texts, lens, i = [], [], first * B                  # docs[(first*B + k) % len(docs)]
+    while len(lens) < N:                                # in slices, wrapping around
         start = i % len(docs)
-        stop = min(len(docs), start + N - len(texts))
-        texts += docs[start:stop]
+        stop = min(len(docs), start + N - len(lens))
+        text, lengths = joined(docs, start, stop)
+        texts.append(text)
+        lens += lengths
         i += stop - start
     codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)   # sorted, as uchars
     # Their characters' code points: a numpy string's 4-byte characters, read as such
     # (no codec to import; trailing NULs are kept in the array's memory).
     chars = np.array([''.join(texts)]).view(np.uint32)
     ids = np.searchsorted(codes, chars)                 # tok.stoi, for every character
-    lens = np.fromiter(map(len, texts), dtype=np.int64, count=N)
+    lens = np.array(lens, dtype=np.int64)
     kept = np.minimum(lens, T)                          # the characters that fit the block
     tokens = np.zeros((N, T + 1), dtype=np.int64)
     tokens[:, 0] = tok.BOS
-    # Kept character j of document d: ids[starts[d] + j] goes to tokens[d, 1 + j].
-    kept_ends = np.cumsum(kept)
-    j = np.arange(kept_ends[-1]) - np.repeat(kept_ends - kept, kept)
-    d = np.repeat(np.arange(N), kept)
-    starts = np.cumsum(lens) - lens
-    tokens.reshape(-1)[d * (T + 1) + 1 + j] = ids[np.repeat(starts, kept) + j]
+    # Kept character j of document d, the k-th kept character of all (k = kept_starts[d]
+    # + j), goes to tokens[d, 1 + j], flat position d*(T+1) + 1 - kept_starts[d] + k. It
+    # is ids[starts[d] + j]: ids[k] itself where every document fits the block.
+    kept_starts = np.cumsum(kept) - kept
+    k = np.arange(kept_starts[-1] + kept[-1])
+    src = ids
+    if (kept < lens).any():
+        starts = np.cumsum(lens) - lens
+        src = ids[np.repeat(starts - kept_starts, kept) + k]
+    tokens.reshape(-1)[np.repeat(np.arange(N) * (T + 1) + 1 - kept_starts, kept) + k] = src
     ends = np.flatnonzero(lens < T)                     # the closing BOS, where it fits
     tokens[ends, lens[ends] + 1] = tok.BOS
     lengths = np.minimum(T, lens + 1)
