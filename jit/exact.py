@@ -51,15 +51,14 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
-def ulp(typingctx, x):
-    """The spacing of floats just below x, for x > 0 normal: 2**(exponent - 52), read off
-    the bits of x's predecessor (so it is the smaller spacing when x is a power of 2)."""
+def adjacent(typingctx, x, up):
+    """The float next to x (x >= 0) above it if `up`, else below: x's bits plus or minus
+    one. The step is the spacing on that side, also where it changes (x a power of 2)."""
     def codegen(context, builder, signature, args):
         i64 = ir.IntType(64)
-        below = builder.sub(builder.bitcast(args[0], i64), ir.Constant(i64, 1))
-        bits = builder.and_(below, ir.Constant(i64, 0x7FF0000000000000))
-        return builder.fmul(builder.bitcast(bits, f64), ir.Constant(f64, 2.0 ** -52))
-    return types.float64(types.float64), codegen
+        step = builder.select(args[1], ir.Constant(i64, 1), ir.Constant(i64, -1))
+        return builder.bitcast(builder.add(builder.bitcast(args[0], i64), step), f64)
+    return types.float64(types.float64, types.boolean), codegen
 
 
 # pow's result is within 0.54 ulp of the true value t (glibc's e_pow.c), so it can only
@@ -70,13 +69,12 @@ NEAR_HALFWAY = 0.45
 
 @njit(inline='always', error_model='numpy')
 def candidates(r, err, den):
-    """(r, alt) from r, the nearest float to the true value t, and t - r ~ err / den
-    (den > 0): alt is r's neighbour on t's side if pow may return it, else r; NaN
-    (unequal to everything) where r is a power of two, where the spacing changes."""
-    spacing = ulp(r)
-    neighbour = r + (spacing if err > 0 else -spacing)
-    alt = neighbour if abs(err) > NEAR_HALFWAY * spacing * den else r
-    return r, (alt if r != spacing * 2.0 ** 52 else math.nan)
+    """(r, alt) from r >= 0, the nearest float to the true value t, and t - r ~ err / den
+    (den > 0): alt is r's neighbour on t's side if pow may return it, else r. (r = 0:
+    its neighbour below is a NaN, and alt is r, as err is 0.)"""
+    neighbour = adjacent(r, err > 0)
+    alt = neighbour if abs(err) > NEAR_HALFWAY * abs(neighbour - r) * den else r
+    return r, alt
 
 
 @njit(inline='always', error_model='numpy')
@@ -96,7 +94,7 @@ def root_candidates(x):
 @njit(inline='always', error_model='numpy')
 def reciprocal(x):
     """pow(x, -1.0) for x > 0: 1/x, correctly rounded, with t - r = (1 - r*x) / x, exact
-    in an FMA; pow itself where it may return the neighbour or r is a power of two."""
+    in an FMA; pow itself where it may return the neighbour."""
     r = 1.0 / x
     r, alt = candidates(r, fma(-r, x, 1.0), x)
     return r if alt == r else power(x, -1.0)

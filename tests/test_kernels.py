@@ -469,6 +469,42 @@ def test_jit_reciprocal_is_libm_pow():
     assert reciprocals(x).tolist() == expected.tolist()
 
 
+def test_pow_candidates_hold_pows_result():
+    """Adam's shortcuts for g ** 2 and v_hat ** 0.5 (jit's exact.square_candidates and
+    root_candidates, numpy's pow_candidate): libm's pow returns one of the two floats
+    they give, and r itself wherever the two agree (Adam takes r there, without pow).
+    On random values, and at powers of two and their neighbours, where the spacing
+    between floats changes, on either side of the result."""
+    from numba import njit
+    from jit.exact import root_candidates, square_candidates
+    from microgpt.twin import numpy_kernels as K
+
+    @njit
+    def jit_candidates(x):
+        out = np.empty((4, x.shape[0]))
+        for i in range(x.shape[0]):
+            out[0, i], out[1, i] = square_candidates(x[i])
+            out[2, i], out[3, i] = root_candidates(x[i])
+        return out
+
+    rng = np.random.default_rng()
+    two = 2.0 ** np.arange(-60, 61)
+    edges = np.concatenate([two, np.nextafter(two, 0), np.nextafter(two, np.inf)])
+    x = np.concatenate([np.exp(rng.uniform(-25, 25, 1_000_000)), edges, edges * edges])
+    squares, roots = np.array([v ** 2.0 for v in x]), np.array([v ** 0.5 for v in x])
+    assert (x * x != squares).any() and (np.sqrt(x) != roots).any()
+    sq = x * x
+    root = np.sqrt(x)
+    numpy_pairs = (sq, K.pow_candidate(sq, K.product_error(x, x), 1.0), root,
+                   K.pow_candidate(root, (x - root * root) - K.product_error(root, root),
+                                   2 * root))
+    for pairs in (jit_candidates(x), numpy_pairs):
+        for (r, alt), expected in (((pairs[0], pairs[1]), squares),
+                                   ((pairs[2], pairs[3]), roots)):
+            assert ((expected == r) | (expected == alt)).all()
+            assert (expected[alt == r] == r[alt == r]).all()
+
+
 def test_jit_adam_in_parallel_slices_is_the_reference_loop():
     """From 2 * jit.tuning.ADAM_SLICE parameters, Adam runs in slices on numba's
     threads: every parameter as the reference's loop has it, on one thread or several."""

@@ -395,7 +395,7 @@ def product_error(a, b):
 def pow_candidate(r, err, den):
     """The other float pow may return where r is the correctly rounded value of its true
     result t, t - r ~ err / den (den > 0): r's neighbour on t's side where t is within
-    0.05 ulp of halfway, else r; NaN where r is a power of two (jit/exact.candidates)."""
-    spacing = np.spacing(r)
-    alt = np.where(np.abs(err) > 0.45 * spacing * den, r + np.copysign(spacing, err), r)
-    return np.where(np.frexp(r)[0] == 0.5, np.nan, alt)
+    0.05 ulp of halfway, else r (jit/exact.candidates). The neighbour is the next float
+    that way, so the spacing is the one on t's side, also at a power of two."""
+    neighbour = np.nextafter(r, np.where(err > 0, np.inf, -np.inf))
+    return np.where(np.abs(err) > 0.45 * np.abs(neighbour - r) * den, neighbour, r)
