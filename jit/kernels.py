@@ -12,6 +12,7 @@ BLOCK_COLUMNS sums in vector registers while their terms go by (add_scaled_rows)
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -283,20 +284,47 @@ def add_scaled_row(acc, width, v, row, c, a):
         acc[0, j] += v[row, np.uint64(c + j)] * a
 
 
+@intrinsic
+def copy_row(typingctx, dst, dst_row, dst_col, src, src_row, src_col):
+    """dst[dst_row, dst_col:+BLOCK_COLUMNS] = src[src_row, src_col:+BLOCK_COLUMNS], as one
+    vector load and store (C-contiguous float64 arrays; no bounds check). Copied element
+    by element, the block's row went to the stack as scalars, and the microkernel's
+    wide loads of it waited for each of them (a store that cannot be forwarded)."""
+    vector = ir.VectorType(ir.DoubleType(), BLOCK_COLUMNS)
+
+    def codegen(context, builder, signature, args):
+        d, dr, dc, s, sr, sc = args
+        dty, sty = signature.args[0], signature.args[3]
+        dptr = cgutils.get_item_pointer(context, builder, dty, make_array(dty)(context, builder, d),
+                                        [dr, dc], wraparound=False)
+        sptr = cgutils.get_item_pointer(context, builder, sty, make_array(sty)(context, builder, s),
+                                        [sr, sc], wraparound=False)
+        row = builder.load(builder.bitcast(sptr, vector.as_pointer()), align=8)
+        builder.store(row, builder.bitcast(dptr, vector.as_pointer()), align=8)
+        return context.get_dummy_value()
+    return types.none(dst, dst_row, dst_col, src, src_row, src_col), codegen
+
+
 @block_loop
 def load_block(acc, src, t, rows, c, width):
     """acc[:rows, :width] = src[t:t+rows, c:c+width]."""
     for r in range(rows):
-        for j in range(width):
-            acc[r, j] = src[t + r, c + j]
+        if width == BLOCK_COLUMNS:
+            copy_row(acc, r, 0, src, t + r, c)
+        else:
+            for j in range(width):
+                acc[r, j] = src[t + r, c + j]
 
 
 @block_loop
 def store_block(dst, acc, t, rows, c, width):
     """dst[t:t+rows, c:c+width] = acc[:rows, :width]."""
     for r in range(rows):
-        for j in range(width):
-            dst[t + r, c + j] = acc[r, j]
+        if width == BLOCK_COLUMNS:
+            copy_row(dst, t + r, c, acc, r, 0)
+        else:
+            for j in range(width):
+                dst[t + r, c + j] = acc[r, j]
 
 
 @parallel_kernel
