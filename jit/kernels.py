@@ -234,9 +234,9 @@ def forward_columns(out, inp, w, panel, c0, c1, width):
     n, I = inp.shape
     acc = register_block()
     for c in range(c0, c1, width):
-        for j in range(width):
-            for i in range(I):
-                panel[i, j] = w[c + j, i]
+        for i in range(I):
+            for j in range(width):
+                panel[i, np.uint64(j)] = w[np.uint64(c + j), i]
         for t in range(0, n, 4):
             rows = min(4, n - t)
             acc[:] = 0.0
