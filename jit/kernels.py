@@ -296,6 +296,8 @@ def copy_row(typingctx, dst, dst_row, dst_col, src, src_row, src_col):
     vector load and store (C-contiguous float64 arrays; no bounds check). Copied element
     by element, the block's row went to the stack as scalars, and the microkernel's
     wide loads of it waited for each of them (a store that cannot be forwarded)."""
+    if not all(a.layout == 'C' and a.dtype == types.float64 for a in (dst, src)):
+        return None                     # no typing: a compile error, never a wrong copy
     vector = ir.VectorType(ir.DoubleType(), BLOCK_COLUMNS)
 
     def codegen(context, builder, signature, args):
