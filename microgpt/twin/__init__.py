@@ -130,7 +130,8 @@ def joined(docs, start, stop):
     same from a list of strings."""
     if isinstance(docs, Docs):
         return docs.joined(start, stop)
-    return ''.join(docs[start:stop]), [len(doc) for doc in docs[start:stop]]
+    texts = docs[start:stop]
+    return ''.join(texts), [len(text) for text in texts]
 
 
 def encode_steps(docs, tok, first, count, batch_size, block_size):
