@@ -21,7 +21,9 @@ from numba.np.arrayobj import make_array, populate_array
 from microgpt.twin import model
 from microgpt.twin.numpy_kernels import to_device, to_host, zeros  # noqa: F401  (numpy's memory)
 
-from .exact import power, reciprocal, root_candidates, square_candidates
+from .exact import (inverse_root_candidates, inverse_root_cubed_candidates,
+                    inverse_square_candidates, power, powers, reciprocal_candidates,
+                    root_candidates, square_candidates)
 from .tuning import (ADAM_SLICE, BLOCK_COLUMNS, CHUNK_MIN_WIDTH, DOT_MAX_ROWS, MAX_CHUNKS,
                      PACK_MIN_ROWS, PARALLEL_MIN_MACS, PART_MIN_ROWS, STEP_PARTS)
 
@@ -127,12 +129,15 @@ def encoder_backward(dwte, dwpe, dout, tokens, pos):
 @kernel
 def rmsnorm_forward(out, rstd, inp, inv_C, eps):
     n, C = inp.shape
+    a = np.empty(n)                       # each row's mean square + eps
     for t in range(n):
         ms = 0.0
         for c in range(C):
             ms += inp[t, c] * inp[t, c]
-        s = power(ms * inv_C + eps, -0.5)
-        rstd[t] = s
+        a[t] = ms * inv_C + eps
+    powers(rstd, a, inverse_root_candidates, -0.5)       # a ** -0.5, every row at once
+    for t in range(n):
+        s = rstd[t]
         for c in range(C):
             out[t, c] = inp[t, c] * s
 
@@ -140,15 +145,20 @@ def rmsnorm_forward(out, rstd, inp, inv_C, eps):
 @kernel
 def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
     n, C = inp.shape
+    a = np.empty(n)                       # each row's mean square + eps, as forward
+    for t in range(n):
+        ms = 0.0
+        for c in range(C):
+            ms += inp[t, c] * inp[t, c]
+        a[t] = ms * inv_C + eps
+    a_pow = np.empty(n)
+    powers(a_pow, a, inverse_root_cubed_candidates, -1.5)   # a ** -1.5, every row at once
     for t in range(n):
         s = rstd[t]
         ds = 0.0
         for c in range(C - 1, -1, -1):
             ds += inp[t, c] * dout[t, c]
-        ms = 0.0
-        for c in range(C):
-            ms += inp[t, c] * inp[t, c]
-        dsq = inv_C * ((-0.5 * power(ms * inv_C + eps, -1.5)) * ds)
+        dsq = inv_C * ((-0.5 * a_pow[t]) * ds)
         for c in range(C):
             d = dinp[t, c] + s * dout[t, c]
             d = d + inp[t, c] * dsq
@@ -537,10 +547,12 @@ def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Causal attention of query rows a..a+n-1, at positions pos (n,), over the key
     rows of their document up to their own: row r's key position s is row r-pos+s.
     The heads' weights are spread over their columns (w), so that the weighted sum of
-    the values runs over all C columns at once, each column's sum in order of s."""
+    the values runs over all C columns at once, each column's sum in order of s. Every
+    row's exps first, then all their totals' reciprocals at once (exact.powers), then
+    the weighted sums."""
     C = qkv.shape[1] // 3
     hd = C // n_head
-    w = np.empty((att_exps.shape[2], C))  # (T,C) the query row's weights, by column
+    totals = np.empty(n * n_head)         # (n,H) each row's and head's total of exps
     for i in range(n):
         r, p = a + i, pos[i]
         r0 = r - p                        # the document's first row
@@ -558,7 +570,17 @@ def attention_forward(out, att_exps, qkv, pos, a, n, n_head, scale):
             for s in range(p + 1):
                 e[s] = math.exp(e[s] - mx)
                 total += e[s]
-            inv_total = reciprocal(total)
+            totals[i * n_head + h] = total
+    inv_totals = np.empty(n * n_head)
+    powers(inv_totals, totals, reciprocal_candidates, -1.0)
+    w = np.empty((att_exps.shape[2], C))  # (T,C) the query row's weights, by column
+    for i in range(n):
+        r, p = a + i, pos[i]
+        r0 = r - p
+        for h in range(n_head):
+            hs = h * hd
+            e = att_exps[h, r]
+            inv_total = inv_totals[i * n_head + h]
             for s in range(p + 1):
                 weight = e[s] * inv_total
                 for j in range(hd):
@@ -576,10 +598,21 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
     from the last query first); for each, every head's gradients of its weights and
     logits, spread over the head's columns (w, dl), then the q, k and v updates over all
     C columns at once: each element hears from the same terms in the same order as head
-    by head."""
+    by head. First, all rows' totals of exps, and their powers at once (exact.powers)."""
     C = qkv.shape[1] // 3
     hd = C // n_head
     T = att_exps.shape[2]
+    totals = np.empty(n * n_head)         # (n,H) the forward's totals, as it summed them
+    for i in range(n):
+        r, p = a + i, pos[i]
+        for h in range(n_head):
+            total = 0.0
+            for s in range(p + 1):
+                total += att_exps[h, r, s]
+            totals[i * n_head + h] = total
+    inv_totals, inv_squares = np.empty(n * n_head), np.empty(n * n_head)
+    powers(inv_totals, totals, reciprocal_candidates, -1.0)
+    powers(inv_squares, totals, inverse_square_candidates, -2.0)
     dw = np.empty(T)                      # d(weights) of one head
     w = np.empty((T, C))                  # the weights, by column
     dl = np.empty((T, C))                 # d(q . k), the logit before its scale, by column
@@ -588,11 +621,8 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
         r0 = r - p
         for h in range(n_head):
             hs = h * hd
-            total = 0.0                   # the forward's exps' total, as it summed it
-            for s in range(p + 1):
-                total += att_exps[h, r, s]
-            inv_total = reciprocal(total)
-            dinv = -power(total, -2.0)    # the local gradient of total ** -1
+            inv_total = inv_totals[i * n_head + h]
+            dinv = -inv_squares[i * n_head + h]    # the local gradient of total ** -1
             dtotal = 0.0
             for s in range(p, -1, -1):
                 acc = 0.0
@@ -652,6 +682,7 @@ def residual_backward(dinp1, dinp2, dout):
 @kernel
 def softmax_forward(probs, exps, logits, inv_temperature):
     n, V = logits.shape
+    totals = np.empty(n)
     for t in range(n):
         mx = -math.inf
         for c in range(V):
@@ -660,7 +691,11 @@ def softmax_forward(probs, exps, logits, inv_temperature):
         for c in range(V):
             exps[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
             total += exps[t, c]
-        inv_total = reciprocal(total)
+        totals[t] = total
+    inv_totals = np.empty(n)
+    powers(inv_totals, totals, reciprocal_candidates, -1.0)     # every row's at once
+    for t in range(n):
+        inv_total = inv_totals[t]
         for c in range(V):
             probs[t, c] = exps[t, c] * inv_total
 
@@ -684,14 +719,20 @@ def crossentropy_forward(losses, loss, probs, targets, ndoc, inv_batch):
 @kernel
 def crossentropy_softmax_backward(dlogits, exps, targets, ndoc, inv_batch):
     n, V = exps.shape
+    totals = np.empty(n)                  # the forward's exps' totals, as it summed them
     for t in range(n):
-        total = 0.0                       # the forward's exps' total, as it summed it
+        total = 0.0
         for c in range(V):
             total += exps[t, c]
-        inv_total = reciprocal(total)
+        totals[t] = total
+    inv_totals, inv_squares = np.empty(n), np.empty(n)
+    powers(inv_totals, totals, reciprocal_candidates, -1.0)     # every row's at once
+    powers(inv_squares, totals, inverse_square_candidates, -2.0)
+    for t in range(n):
+        inv_total = inv_totals[t]
         target = targets[t]
         dp = (1 / (exps[t, target] * inv_total)) * -((1 / ndoc[t]) * inv_batch)
-        dtotal = -power(total, -2.0) * (exps[t, target] * dp)
+        dtotal = -inv_squares[t] * (exps[t, target] * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal
             dlogits[t, c] += exps[t, c] * de

@@ -446,27 +446,46 @@ def test_numpy_kernels_exp_log_and_pow_are_pythons():
     assert K.exp(x.reshape(4, -1)).shape == (4, 25_000)
 
 
-def test_jit_reciprocal_is_libm_pow():
-    """exact.reciprocal(x) == x ** -1 (libm's pow, not 1/x) for softmax totals: random
-    ones, powers of two and their neighbours, and values whose reciprocal lies near
-    halfway between two floats (where pow and 1/x part ways)."""
+def test_jit_powers_are_libm_pow():
+    """exact.powers(out, x, candidates, e) == libm's pow(x, e), bit for bit, for the
+    model's exponents -1, -2, -0.5 and -1.5 (not 1/x, 1/(x*x), 1/sqrt(x)...): on random
+    values over sixty orders of magnitude and over the model's range (rmsnorm's mean
+    squares, softmax totals), at powers of two and their neighbours, where the spacing
+    between floats changes, around the range the candidates are trusted in, and at
+    zeros, subnormals, infinities and NaNs, where pow itself decides. libm's pow through
+    ctypes: Python's ** raises where pow overflows or divides by zero."""
+    import ctypes
+    import ctypes.util
     from numba import njit
-    from jit.exact import reciprocal
+    from jit import exact
 
-    @njit
-    def reciprocals(x):
-        out = np.empty_like(x)
-        for i in range(x.shape[0]):
-            out[i] = reciprocal(x[i])
-        return out
-
+    libm = ctypes.CDLL(ctypes.util.find_library('m'))
+    libm.pow.restype, libm.pow.argtypes = ctypes.c_double, (ctypes.c_double, ctypes.c_double)
     rng = np.random.default_rng()
-    x = np.concatenate([rng.uniform(1.0, 40.0, 1_000_000),
-                        2.0 ** np.arange(0, 6), np.nextafter(2.0 ** np.arange(0, 6), 0),
-                        np.nextafter(2.0 ** np.arange(0, 6), 64)])
-    expected = np.array([v ** -1 for v in x])
-    assert (1 / x != expected).any()          # the shortcut is wrong somewhere here
-    assert reciprocals(x).tolist() == expected.tolist()
+    two = 2.0 ** np.arange(-330, 331)
+    edges = np.concatenate([two, np.nextafter(two, 0), np.nextafter(two, np.inf),
+                            [0.0, -0.0, 5e-324, 1e-310, np.inf, -np.inf, np.nan, -1.0,
+                             np.finfo(float).max, exact.SAFE_MIN, exact.SAFE_MAX]])
+    x = np.concatenate([np.exp(rng.uniform(-70, 70, 300_001)), rng.uniform(1e-5, 40, 300_001),
+                        edges])
+    for e, candidates_of in ((-1.0, exact.reciprocal_candidates),
+                             (-2.0, exact.inverse_square_candidates),
+                             (-0.5, exact.inverse_root_candidates),
+                             (-1.5, exact.inverse_root_cubed_candidates)):
+        @njit(error_model='numpy')
+        def powers(x):
+            out = np.empty_like(x)
+            exact.powers(out, x, candidates_of, e)
+            return out
+
+        expected = np.array([libm.pow(v, e) for v in x.tolist()])
+        drawn = x[:600_002]
+        shortcut = {-1.0: 1 / drawn, -2.0: 1 / (drawn * drawn), -0.5: 1 / np.sqrt(drawn),
+                    -1.5: 1 / (drawn * np.sqrt(drawn))}[e]
+        assert (shortcut != expected[:600_002]).any()     # the shortcut is wrong somewhere
+        got = powers(x)
+        same = (got.view(np.int64) == expected.view(np.int64)) | (np.isnan(got) & np.isnan(expected))
+        assert same.all(), (e, x[~same][:5], got[~same][:5], expected[~same][:5])
 
 
 def test_pow_candidates_hold_pows_result():
