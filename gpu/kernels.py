@@ -17,8 +17,6 @@ import math
 import numpy as np
 from numba import cuda
 
-from microgpt.twin import model
-
 from . import tuning
 from .gemm import gemm
 
@@ -35,7 +33,7 @@ def zero_kernel(x):
 
 
 @cuda.jit
-def pack_batch_kernel(tokens_out, targets, pos, ndoc, tokens, lengths):
+def pack_batch_kernel(tokens_out, targets, pos, ndoc, later, tokens, lengths):
     b = cuda.grid(1)                  # one thread per document
     if b < tokens.shape[0]:
         r = 0
@@ -47,6 +45,7 @@ def pack_batch_kernel(tokens_out, targets, pos, ndoc, tokens, lengths):
             targets[r + t] = tokens[b, t + 1]
             pos[r + t] = t
             ndoc[r + t] = n
+            later[r + t] = t > 0
 
 
 @cuda.jit
@@ -128,16 +127,6 @@ def matmul_backward_weight_kernel(dw, dout, inp, o0):
         for t in range(inp.shape[0] - 1, -1, -1):
             d += dout[t, o0 + o] * inp[t, i]
         dw[o, i] = d
-
-
-target_last = cuda.jit(device=True)(model.target_last)
-
-
-@cuda.jit
-def order_target_last_kernel(order, targets):
-    t = cuda.grid(1)
-    if t < order.shape[0]:
-        target_last(order[t], targets[t])
 
 
 @cuda.jit
@@ -402,9 +391,6 @@ class CudaKernels:
         """One part (model.train_step): each kernel spreads the whole step's rows over
         the device's threads."""
         return 1
-
-    def order_target_last(self, order, targets):
-        order_target_last_kernel[_blocks(order.shape[0])](order, targets)
 
     def attention_forward(self, out, att_exps, qkv, pos, a, n, n_head, scale):
         attention_forward_kernel[_blocks(n_head * n)](out, att_exps, qkv, pos, a, n, n_head,

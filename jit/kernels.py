@@ -86,6 +86,7 @@ def pack_batch(batch, tokens, lengths):
             batch.targets[r] = tokens[b, t + 1]
             batch.pos[r] = t
             batch.ndoc[r] = n
+            batch.later[r] = t > 0
             r += 1
     return r
 
@@ -358,7 +359,7 @@ def matmul_backward_input(dinp, dout, w, order, which):
     """dinp[t, i] += w[o, i] * dout[t, o] for o in order[which[t]], one o after another.
     Large products split dinp's columns among threads."""
     n, I = dinp.shape
-    blocks = row_blocks(order, which, n)          # once, for every slice of dinp
+    blocks = row_blocks(which, n)                 # once, for every slice of dinp
     if n * w.shape[0] * I < PARALLEL_MIN_MACS:
         matmul_backward_input_slice(dinp, dout, w, order, which, blocks, 0, I)
     else:
@@ -423,14 +424,15 @@ def backward_input_rest(dinp, dout, src, src_c, order, which, blocks, c, width):
 
 
 @kernel
-def row_blocks(order, which, n):
-    """blocks[t] = how many rows from row t on (up to 4) take the same order, for each
-    row t that starts a block; the next block starts after them."""
+def row_blocks(which, n):
+    """blocks[t] = how many rows from row t on (up to 4) take the same order (the same
+    `which`: the model's orders are distinct rows), for each row t that starts a block;
+    the next block starts after them."""
     blocks = np.zeros(n, dtype=np.int64)
     t = 0
     while t < n:
         rows = 1
-        while rows < 4 and t + rows < n and same_order(order, which[t], which[t + rows]):
+        while rows < 4 and t + rows < n and which[t + rows] == which[t]:
             rows += 1
         blocks[t] = rows
         t += rows
@@ -459,17 +461,6 @@ def backward_input_rows(dinp, dout, src, src_c, order, which, blocks, c, width):
                 add_scaled_row(acc, width, src, o, src_c, dout[t, o])
         store_block(dinp, acc, t, rows, c, width)
         t += rows
-
-
-@kernel
-def same_order(order, a, b):
-    """Whether rows a and b of `order` are the same, term by term."""
-    if a == b:
-        return True
-    for r in range(order.shape[1]):
-        if order[a, r] != order[b, r]:
-            return False
-    return True
 
 
 @kernel
@@ -531,15 +522,6 @@ def matmul_backward_weight_parallel(dw, dout, inp, o0, o1):
     for c in prange(count):
         a, b = part_rows(o1 - o0, c, count)
         matmul_backward_weight_slice(dw, dout, inp, o0 + a, o0 + b)
-
-
-target_last = kernel(model.target_last)
-
-
-@kernel
-def order_target_last(order, targets):
-    for t in range(order.shape[0]):
-        target_last(order[t], targets[t])
 
 
 @kernel

@@ -34,15 +34,18 @@ prange = range  # the loop over parts that may run at once; bind() may give a pa
 # Scalars: the sizes, and constants computed in Python exactly as the reference does.
 HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer batch_size '
                                 'inv_C rms_eps attn_scale inv_batch')
-# The order in which a linear layer's input gradient receives its output rows'
-# contributions (see backward_orders): per position, qkv (T,3C), rows_C (T,C) and
-# rows_4C (T,4C); per row, lm_head (R,V), filled each step from the targets; rows (R,)
-# is 0..R-1, lm_head's row index.
-Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head rows')
+# The orders in which a linear layer's input gradient receives its output rows'
+# contributions (see backward_orders), each a row of: qkv (2,3C), a document's first
+# position's and every later one's; rows_C (1,C) and rows_4C (1,4C), every position's;
+# lm_head (V,V), row k a position's whose target is k. A product is given, with its
+# orders, which one each of its rows takes (K.matmul_backward_input): batch.later for
+# qkv, batch.targets for lm_head, and same (R,), all zeros, for rows_C and rows_4C.
+Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head same')
 # A training step's rows, packed by K.pack_batch: each (R,), the first n in use. tokens
 # and targets: the input and next token ids; pos: the row's position in its document;
-# ndoc: the number of positions of its document (the n of its mean loss).
-Batch = namedtuple('Batch', 'tokens targets pos ndoc')
+# ndoc: the number of positions of its document (the n of its mean loss); later: 0 at
+# a document's first position, 1 after it (which of qkv's orders the row takes).
+Batch = namedtuple('Batch', 'tokens targets pos ndoc later')
 # The flat arrays behind everything: parameters, their gradients, Adam's two moments,
 # the activations and their gradients. Six arrays are all a compiled step is given.
 Flat = namedtuple('Flat', 'params grads m v acts dacts')
@@ -169,7 +172,8 @@ def forward(P, A, tokens, pos, a, n, hp):
 
 def backward_orders(hp):
     """The order in which each linear layer's input gradient receives its output rows'
-    contributions in the scalar graph, as Orders of row indices per position.
+    contributions in the scalar graph, as Orders: each the distinct orders a position
+    may take, as rows of output indices.
 
     backward() visits the graph's nodes in the reverse of a depth-first post-order from
     the loss (children in order), so a node hears from its consumers in the reverse of
@@ -182,49 +186,37 @@ def backward_orders(hp):
       reaches them through the next layer's first row, in order (rows_C, rows_4C);
     - lm_head's input hears from the vocabulary rows last to first, except the target's,
       which comes last: the search reaches the target's logit first, through the loss;
-      the others through the softmax's sum (lm_head, filled per step from the targets);
+      the others through the softmax's sum (lm_head: one order per target);
     - ln1 feeds attn_wq, attn_wk and attn_wv, and the search reaches their rows through
       attention: head by head, and in a head, through the first key's logit (the q rows,
       and at position 0, where that key is the position's own, each k row just after
       its q row), then the position's own key (its k rows), then each output column in
-      turn (the v rows). Reversed, per position (qkv, indexing attn_qkv's 3C rows):
-      heads last to first; in a head, v rows last to first, then at position 0 k and q
-      rows interleaved (k_j before q_j, j last to first), at later positions k rows last
-      to first, then q rows last to first.
+      turn (the v rows). Reversed (qkv, indexing attn_qkv's 3C rows): heads last to
+      first; in a head, v rows last to first, then at position 0 k and q rows
+      interleaved (k_j before q_j, j last to first), at later positions k rows last to
+      first, then q rows last to first.
     The rest of the backward's sums are within one kernel and its docstring says how.
     """
-    T, C, H = hp.block_size, hp.n_embd, hp.n_head
+    C, H, V = hp.n_embd, hp.n_head, hp.vocab_size
     hd = C // H
-    qkv = np.empty((T, 3 * C), dtype=np.int64)
-    for p in range(T):
+    qkv = np.empty((2, 3 * C), dtype=np.int64)
+    for later in (0, 1):                                          # position 0, then after
         seq = []
         for h in range(H - 1, -1, -1):
             cols = range(h * hd + hd - 1, h * hd - 1, -1)
             seq += [2 * C + j for j in cols]                      # v rows
-            if p == 0:
-                seq += [x for j in cols for x in (C + j, j)]      # k_j, q_j
-            else:
+            if later:
                 seq += [C + j for j in cols] + list(cols)         # k rows, then q rows
-        qkv[p] = seq
+            else:
+                seq += [x for j in cols for x in (C + j, j)]      # k_j, q_j
+        qkv[later] = seq
     def descending(width):
-        return np.ascontiguousarray(np.broadcast_to(np.arange(width - 1, -1, -1), (T, width)))
-    R = hp.batch_size * T
-    return Orders(qkv=qkv, rows_C=descending(C), rows_4C=descending(4 * C),
-                  lm_head=np.zeros((R, hp.vocab_size), dtype=np.int64),
-                  rows=np.arange(R, dtype=np.int64))
-
-
-def target_last(order, target):
-    """order (V,): the vocabulary rows from the last to the first, but `target`, which
-    comes last: the lm_head order of one position (backward_orders). Plain loops, for
-    the jit and cuda backends to compile as a device function each."""
-    V = order.shape[0]
-    r = 0
-    for o in range(V - 1, -1, -1):
-        if o != target:
-            order[r] = o
-            r += 1
-    order[V - 1] = target
+        return np.arange(width - 1, -1, -1, dtype=np.int64)[None, :]
+    lm_head = np.empty((V, V), dtype=np.int64)
+    for target in range(V):
+        lm_head[target] = [o for o in range(V - 1, -1, -1) if o != target] + [target]
+    return Orders(qkv=qkv, rows_C=descending(C), rows_4C=descending(4 * C), lm_head=lm_head,
+                  same=np.zeros(hp.batch_size * hp.block_size, dtype=np.int64))
 
 
 def backward_rows(P, A, dA, batch, a, b, hp, orders):
@@ -234,12 +226,12 @@ def backward_rows(P, A, dA, batch, a, b, hp, orders):
     activation's gradient depends on them."""
     n = b - a
     pos = batch.pos[a:b]
+    same = orders.same[a:b]
     K.crossentropy_softmax_backward(dA.logits[a:b], A.exps[a:b], batch.targets[a:b],
                                     batch.ndoc[a:b], hp.inv_batch)
-    K.order_target_last(orders.lm_head[a:b], batch.targets[a:b])
     last = hp.n_layer - 1
     K.matmul_backward_input(dA.out[last, a:b], dA.logits[a:b], P.lm_head, orders.lm_head,
-                            orders.rows[a:b])
+                            batch.targets[a:b])
     for l in range(last, -1, -1):
         x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
         dx = dA.x0 if l == 0 else dA.out[l - 1]
@@ -247,19 +239,20 @@ def backward_rows(P, A, dA, batch, a, b, hp, orders):
         # the residual first, then from its rmsnorm.
         K.residual_backward(dA.fc2[l, a:b], dA.res2[l, a:b], dA.out[l, a:b])
         K.matmul_backward_input(dA.fc1_relu[l, a:b], dA.fc2[l, a:b], P.mlp_fc2[l],
-                                orders.rows_C, pos)
+                                orders.rows_C, same)
         K.relu_backward(dA.fc1[l, a:b], dA.fc1_relu[l, a:b], A.fc1[l, a:b])
         K.matmul_backward_input(dA.ln2[l, a:b], dA.fc1[l, a:b], P.mlp_fc1[l], orders.rows_4C,
-                                pos)
+                                same)
         K.rmsnorm_backward(dA.res2[l, a:b], dA.ln2[l, a:b], A.res2[l, a:b], A.rstd2[l, a:b],
                            hp.inv_C, hp.rms_eps)
         # 1) attention, backwards; likewise the layer input hears from the residual first
         K.residual_backward(dA.attn[l, a:b], dx[a:b], dA.res2[l, a:b])
         K.matmul_backward_input(dA.atty[l, a:b], dA.attn[l, a:b], P.attn_wo[l], orders.rows_C,
-                                pos)
+                                same)
         K.attention_backward(dA.qkv[l], dA.atty[l], A.qkv[l], A.att_exps[l], pos, a, n,
                              hp.n_head, hp.attn_scale)
-        K.matmul_backward_input(dA.ln1[l, a:b], dA.qkv[l, a:b], P.attn_qkv[l], orders.qkv, pos)
+        K.matmul_backward_input(dA.ln1[l, a:b], dA.qkv[l, a:b], P.attn_qkv[l], orders.qkv,
+                                batch.later[a:b])
         K.rmsnorm_backward(dx[a:b], dA.ln1[l, a:b], x[a:b], A.rstd1[l, a:b], hp.inv_C,
                            hp.rms_eps)
     K.rmsnorm_backward(dA.emb[a:b], dA.x0[a:b], A.emb[a:b], A.rstd0[a:b], hp.inv_C, hp.rms_eps)

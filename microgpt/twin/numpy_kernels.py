@@ -114,6 +114,7 @@ def pack_batch(batch, tokens, lengths):
     batch.targets[:n] = tokens[:, 1:][used]
     batch.pos[:n] = np.broadcast_to(np.arange(T), used.shape)[used]
     batch.ndoc[:n] = np.broadcast_to(lengths[:, None], used.shape)[used]
+    batch.later[:n] = batch.pos[:n] > 0
     return n
 
 
@@ -177,15 +178,6 @@ def step_parts(ndoc, n, hp):
     """In how many parts that may run at once a training step goes (model.train_step):
     one here, the whole batch's rows in each kernel."""
     return 1
-
-
-def order_target_last(order, targets):
-    """order (n,V): for each position, the vocabulary rows from the last to the first,
-    except the target's, which comes last (the loss reaches its logit twice over)."""
-    n, V = order.shape
-    descending = np.broadcast_to(np.arange(V - 1, -1, -1), (n, V))
-    order[:, :V - 1] = descending[descending != targets[:, None]].reshape(n, V - 1)
-    order[:, V - 1] = targets
 
 
 def moveaxis(x, source, destination):
