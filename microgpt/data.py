@@ -83,17 +83,16 @@ class Docs:
 
     def joined(self, start, stop):
         """Documents start..stop-1 (a slice's bounds), one after another in one string,
-        and their lengths. Once packed (keep_first), the string is one slice of the text:
-        no string of its own for each document."""
+        and their lengths (a list; an array slice once packed). Once packed (keep_first),
+        the string is one slice of the text: no string of its own for each document."""
         start, stop, _ = slice(start, stop).indices(self.count)
         if not self.packed or start >= stop:
             docs = self[start:stop]
             return ''.join(docs), [len(doc) for doc in docs]
         self.check_held(stop - 1)
         bits, mask = self.len_bits, (1 << self.len_bits) - 1
-        spans = self.spans[start:stop]
-        begin, end = spans[0] >> bits, (spans[-1] >> bits) + (spans[-1] & mask)
-        return self.text[begin:end], [span & mask for span in spans]
+        first, last = self.spans[start], self.spans[stop - 1]
+        return self.text[first >> bits:(last >> bits) + (last & mask)], self.lengths[start:stop]
 
     def check_held(self, i):
         if len(self.spans) < self.count and not 0 <= i < len(self.spans):
@@ -114,9 +113,11 @@ class Docs:
         kept = self[:n]
         self.text = ''.join(kept)
         self.spans = array(self.spans.typecode)
+        self.lengths = array(self.spans.typecode)    # the same lengths again, for joined()
         start = 0
         for doc in kept:
             self.spans.append(start << self.len_bits | len(doc))
+            self.lengths.append(len(doc))
             start += len(doc)
         self.packed = True
 

@@ -141,19 +141,20 @@ def encode_steps(docs, tok, first, count, batch_size, block_size):
     than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
     texts, lens, i = [], [], first * B                  # docs[(first*B + k) % len(docs)]
-    while len(lens) < N:                                # in slices, wrapping around
+    while i < first * B + N:                            # in slices, wrapping around
         start = i % len(docs)
-        stop = min(len(docs), start + N - len(lens))
+        stop = min(len(docs), start + first * B + N - i)
         text, lengths = joined(docs, start, stop)
         texts.append(text)
-        lens += lengths
+        lens.append(np.asarray(lengths, dtype=np.int64))
         i += stop - start
-    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.uint32)   # sorted, as uchars
+    lens = np.concatenate(lens)
+    codes = np.array([ord(ch) for ch in tok.uchars], dtype=np.int64)
+    stoi = np.zeros(codes.max(initial=-1) + 1, dtype=np.int64)    # tok.stoi, by code point
+    stoi[codes] = np.arange(len(codes))
     # Their characters' code points: a numpy string's 4-byte characters, read as such
     # (no codec to import; trailing NULs are kept in the array's memory).
-    chars = np.array([''.join(texts)]).view(np.uint32)
-    ids = np.searchsorted(codes, chars)                 # tok.stoi, for every character
-    lens = np.array(lens, dtype=np.int64)
+    ids = stoi[np.array([''.join(texts)]).view(np.uint32)]
     kept = np.minimum(lens, T)                          # the characters that fit the block
     tokens = np.zeros((N, T + 1), dtype=np.int64)
     tokens[:, 0] = tok.BOS
