@@ -295,10 +295,15 @@ def add_scaled_rows(acc, width, v, row, c, a0, a1, a2, a3):
 
 
 @block_loop
-def add_scaled_row(acc, width, v, row, c, a):
-    """add_scaled_rows for one row: acc[0, :width] += v[row, c:c+width] * a."""
+def add_rows_scaled(acc, width, v, row0, row1, row2, row3, c, a0, a1, a2, a3):
+    """add_scaled_rows with a row of v for each of the 4 rows: acc[r, :width] +=
+    v[row_r, c:c+width] * a_r."""
     for j in range(width):
-        acc[0, j] += v[row, np.uint64(c + j)] * a
+        k = np.uint64(c + j)
+        acc[0, j] += v[row0, k] * a0
+        acc[1, j] += v[row1, k] * a1
+        acc[2, j] += v[row2, k] * a2
+        acc[3, j] += v[row3, k] * a3
 
 
 @intrinsic
@@ -425,40 +430,52 @@ def backward_input_rest(dinp, dout, src, src_c, order, which, blocks, c, width):
 
 @kernel
 def row_blocks(which, n):
-    """blocks[t] = how many rows from row t on (up to 4) take the same order (the same
-    `which`: the model's orders are distinct rows), for each row t that starts a block;
-    the next block starts after them."""
+    """The row blocks of a backward_input product, for each row t that starts one:
+    blocks[t] = rows, the block's rows t..t+rows-1 taking the same order (the same
+    `which`: the model's orders are distinct rows), or -rows, each its own; the next
+    block starts after them. Four rows of one order where there are, else the next
+    four rows (fewer at the end), whatever their orders."""
     blocks = np.zeros(n, dtype=np.int64)
     t = 0
     while t < n:
         rows = 1
         while rows < 4 and t + rows < n and which[t + rows] == which[t]:
             rows += 1
+        if rows < 4 and t + rows < n:         # not four of one order: the next four
+            rows = -min(4, n - t)
         blocks[t] = rows
-        t += rows
+        t += abs(rows)
     return blocks
 
 
 @block_loop
 def backward_input_rows(dinp, dout, src, src_c, order, which, blocks, c, width):
     """dinp[:, c:c+width] += the outputs' gradients times src[:, src_c:src_c+width], a
-    block of rows at a time (blocks, row_blocks), each in its rows' order."""
+    block of rows at a time (blocks, row_blocks), each in its rows' order: one output's
+    row of src for the block, or, where the rows take different orders, a row each."""
     n = dinp.shape[0]
     O = order.shape[1]
     acc = register_block()
     t = 0
     while t < n:
-        rows, k = blocks[t], which[t]
+        rows = abs(blocks[t])
         load_block(acc, dinp, t, rows, c, width)
-        if rows > 1:
+        if blocks[t] > 0:
+            k = which[t]
             for r in range(O):
                 o = order[k, r]
                 d0, d1, d2, d3 = block_scalars(dout, t, rows, o)
                 add_scaled_rows(acc, width, src, o, src_c, d0, d1, d2, d3)
         else:
+            k0, k1 = which[t], which[t + 1]                         # 2 rows at least
+            k2 = which[t + 2] if rows > 2 else k0                   # k0 past the rows
+            k3 = which[t + 3] if rows > 3 else k0
             for r in range(O):
-                o = order[k, r]
-                add_scaled_row(acc, width, src, o, src_c, dout[t, o])
+                o0, o1, o2, o3 = order[k0, r], order[k1, r], order[k2, r], order[k3, r]
+                add_rows_scaled(acc, width, src, o0, o1, o2, o3, src_c,
+                                dout[t, o0], dout[t + 1, o1],
+                                dout[t + 2, o2] if rows > 2 else 0.0,
+                                dout[t + 3, o3] if rows > 3 else 0.0)
         store_block(dinp, acc, t, rows, c, width)
         t += rows
 

@@ -237,6 +237,24 @@ def test_jit_products_in_register_blocks_are_numpys_floats(rows, I, O):
         check_tensor(name, got, want, 0.0)
 
 
+@pytest.mark.parametrize('rows', [2, 5, 6, 7, 9, 10, 11])
+def test_jit_backward_input_blocks_of_rows_each_in_its_own_order(rows):
+    """Four rows taking different orders run as one block, each row reading its own
+    outputs' rows of w (jit.kernels.row_blocks): every block mixed, or four rows of one
+    order first, with the blocks past them mixed down to the last one (1 to 4 rows)."""
+    import jit.kernels
+    from microgpt.twin import numpy_kernels
+    rng = np.random.default_rng()
+    I, O = 19, 27
+    w, dout, dinp0 = rand(rng, O, I), rand(rng, rows, O), rand(rng, rows, I)
+    order = np.array([rng.permutation(O) for _ in range(3)])
+    for which in (np.arange(rows) % 3, np.r_[[2] * 4, np.arange(rows) % 2][:rows]):
+        got, expected = dinp0.copy(), dinp0.copy()
+        jit.kernels.matmul_backward_input(got, dout, w, order, which)
+        numpy_kernels.matmul_backward_input(expected, dout, w, order, which)
+        check_tensor(f'dinp, which {which.tolist()}', got, expected, 0.0)
+
+
 def test_numpy_products_summed_a_block_at_a_time_are_the_same_floats(monkeypatch):
     """Wide layers sum their terms in blocks of at most BLOCK floats: tiny blocks (a
     term or two each) give the very floats of one block (the default, at these sizes)."""
