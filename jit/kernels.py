@@ -636,11 +636,13 @@ def attention_backward(dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
                 for j in range(hd):
                     dl[s, hs + j] = dlogit
                     w[s, hs + j] = weight
-        for s in range(p, -1, -1):
-            k = r0 + s
+        for s in range(p, -1, -1):        # a loop for each of q, k and v: in one, LLVM
+            k = r0 + s                    # could not tell the three rows apart
             for c in range(C):
                 dqkv[r, c] += qkv[k, C + c] * dl[s, c]
+            for c in range(C):
                 dqkv[k, C + c] += qkv[r, c] * dl[s, c]
+            for c in range(C):
                 dqkv[k, 2 * C + c] += w[s, c] * dout[r, c]
 
 
