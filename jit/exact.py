@@ -18,7 +18,7 @@ LLVM rewrites constant exponents into exactly those shortcuts. So:
   vectorized pass takes each value's correctly rounded r (`*_candidates` below: a
   first guess and its error from FMAs, to far better than 0.01 ulp); pow is called only
   where it may return r's neighbour instead, about one value in ten. A call to pow
-  costs some 20 ns; a value of the vectorized pass, a few.
+  costs some 10 ns; a value of the vectorized pass, 2 to 5 (measured at 56 values).
 
 The FMA remainders these rely on (x*x - r, x - r*r, 1 - r*x: about 2**-53 of their
 operands) are exact while they are normal floats: for squares of |x| above about 1e-145,

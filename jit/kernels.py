@@ -127,15 +127,23 @@ def encoder_backward(dwte, dwpe, dout, tokens, pos):
             dwpe[p, c] += dout[t, c]
 
 
-@kernel
-def rmsnorm_forward(out, rstd, inp, inv_C, eps):
+@block_loop
+def mean_squares(inp, inv_C, eps):
+    """(n,) each row's mean square plus eps, rmsnorm's a: its squares summed in order."""
     n, C = inp.shape
-    a = np.empty(n)                       # each row's mean square + eps
+    a = np.empty(n)
     for t in range(n):
         ms = 0.0
         for c in range(C):
             ms += inp[t, c] * inp[t, c]
         a[t] = ms * inv_C + eps
+    return a
+
+
+@kernel
+def rmsnorm_forward(out, rstd, inp, inv_C, eps):
+    n, C = inp.shape
+    a = mean_squares(inp, inv_C, eps)
     powers(rstd, a, inverse_root_candidates, -0.5)       # a ** -0.5, every row at once
     for t in range(n):
         s = rstd[t]
@@ -146,12 +154,7 @@ def rmsnorm_forward(out, rstd, inp, inv_C, eps):
 @kernel
 def rmsnorm_backward(dinp, dout, inp, rstd, inv_C, eps):
     n, C = inp.shape
-    a = np.empty(n)                       # each row's mean square + eps, as forward
-    for t in range(n):
-        ms = 0.0
-        for c in range(C):
-            ms += inp[t, c] * inp[t, c]
-        a[t] = ms * inv_C + eps
+    a = mean_squares(inp, inv_C, eps)                    # as the forward computed it
     a_pow = np.empty(n)
     powers(a_pow, a, inverse_root_cubed_candidates, -1.5)   # a ** -1.5, every row at once
     for t in range(n):

@@ -35,6 +35,7 @@ class Docs:
         self.reads = reads
         self._chars = None
         self.packed = False       # True once the text is the documents, one after another
+        self.lengths = None       # once packed, the documents' lengths again, for joined()
         # start << len_bits | length: 4 bytes a document where the text is short enough
         # that its offsets leave room for every length (names.txt: 18 bits and 14), else 8
         start_bits = len(text).bit_length()
@@ -113,7 +114,7 @@ class Docs:
         kept = self[:n]
         self.text = ''.join(kept)
         self.spans = array(self.spans.typecode)
-        self.lengths = array(self.spans.typecode)    # the same lengths again, for joined()
+        self.lengths = array(self.spans.typecode)
         start = 0
         for doc in kept:
             self.spans.append(start << self.len_bits | len(doc))

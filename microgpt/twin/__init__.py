@@ -140,10 +140,10 @@ def encode_steps(docs, tok, first, count, batch_size, block_size):
     once, with numpy: a list of token ids a document, as step_batch makes, costs more
     than a default jit step."""
     B, T, N = batch_size, block_size, count * batch_size
-    texts, lens, i = [], [], first * B                  # docs[(first*B + k) % len(docs)]
-    while i < first * B + N:                            # in slices, wrapping around
+    texts, lens, i, end = [], [], first * B, (first + count) * B   # docs[i % len(docs)]
+    while i < end:                                      # in slices, wrapping around
         start = i % len(docs)
-        stop = min(len(docs), start + first * B + N - i)
+        stop = min(len(docs), start + end - i)
         text, lengths = joined(docs, start, stop)
         texts.append(text)
         lens.append(np.asarray(lengths, dtype=np.int64))
