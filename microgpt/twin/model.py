@@ -16,7 +16,7 @@ and then the parameters' gradients, which sum over every row (train_step). Every
 is the scalar graph's (microgpt/gpt.py), bit for bit, whatever the parts: the kernels
 repeat each op and its local gradient, and each gradient receives its contributions in
 the order the scalar graph's backward() delivers them. That order is set out, with its
-reasons, at `backward_orders` below; the kernels' docstrings say how each sum follows
+reasons, in microgpt/orders.py (backward_orders below); the kernels' docstrings say how each sum follows
 it. Activations live in a workspace of R rows (R = batch_size * block_size when
 training; block_size when sampling), and every row carries its position in its document
 (`pos`), so sampling reuses the very same forward: one row at a time, the k and v rows
@@ -27,6 +27,8 @@ import types
 from collections import namedtuple
 
 import numpy as np
+
+from ..orders import lm_head_order, qkv_orders, rows_last_first
 
 K = None  # the backend's kernels; each bound copy of this module's functions has its own
 prange = range  # the loop over parts that may run at once; bind() may give a parallel one
@@ -172,50 +174,14 @@ def forward(P, A, tokens, pos, a, n, hp):
 
 def backward_orders(hp):
     """The order in which each linear layer's input gradient receives its output rows'
-    contributions in the scalar graph, as Orders: each the distinct orders a position
-    may take, as rows of output indices.
-
-    backward() visits the graph's nodes in the reverse of a depth-first post-order from
-    the loss (children in order), so a node hears from its consumers in the reverse of
-    the order in which the depth-first search first reached them. Worked out op by op:
-    - positions come last to first (the losses are summed left to right), and so do a
-      batch's documents (so are theirs): every weight gets its contributions from the
-      last packed row back to the first, and every key and value from the last position
-      of its document back;
-    - a linear layer's input hears from the layer's rows last to first: the search
-      reaches them through the next layer's first row, in order (rows_C, rows_4C);
-    - lm_head's input hears from the vocabulary rows last to first, except the target's,
-      which comes last: the search reaches the target's logit first, through the loss;
-      the others through the softmax's sum (lm_head: one order per target);
-    - ln1 feeds attn_wq, attn_wk and attn_wv, and the search reaches their rows through
-      attention: head by head, and in a head, through the first key's logit (the q rows,
-      and at position 0, where that key is the position's own, each k row just after
-      its q row), then the position's own key (its k rows), then each output column in
-      turn (the v rows). Reversed (qkv, indexing attn_qkv's 3C rows): heads last to
-      first; in a head, v rows last to first, then at position 0 k and q rows
-      interleaved (k_j before q_j, j last to first), at later positions k rows last to
-      first, then q rows last to first.
-    The rest of the backward's sums are within one kernel and its docstring says how.
-    """
+    contributions in the scalar graph (microgpt/orders.py says why), as Orders: each the
+    distinct orders a position may take, as rows of output indices."""
     C, H, V = hp.n_embd, hp.n_head, hp.vocab_size
-    hd = C // H
-    qkv = np.empty((2, 3 * C), dtype=np.int64)
-    for later in (0, 1):                                          # position 0, then after
-        seq = []
-        for h in range(H - 1, -1, -1):
-            cols = range(h * hd + hd - 1, h * hd - 1, -1)
-            seq += [2 * C + j for j in cols]                      # v rows
-            if later:
-                seq += [C + j for j in cols] + list(cols)         # k rows, then q rows
-            else:
-                seq += [x for j in cols for x in (C + j, j)]      # k_j, q_j
-        qkv[later] = seq
-    def descending(width):
-        return np.arange(width - 1, -1, -1, dtype=np.int64)[None, :]
-    lm_head = np.empty((V, V), dtype=np.int64)
-    for target in range(V):
-        lm_head[target] = [o for o in range(V - 1, -1, -1) if o != target] + [target]
-    return Orders(qkv=qkv, rows_C=descending(C), rows_4C=descending(4 * C), lm_head=lm_head,
+    def as_rows(*orders):
+        return np.array(orders, dtype=np.int64)
+    return Orders(qkv=as_rows(*qkv_orders(C, H)), rows_C=as_rows(rows_last_first(C)),
+                  rows_4C=as_rows(rows_last_first(4 * C)),
+                  lm_head=as_rows(*(lm_head_order(V, target) for target in range(V))),
                   same=np.zeros(hp.batch_size * hp.block_size, dtype=np.int64))
 
 
