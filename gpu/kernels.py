@@ -116,6 +116,25 @@ def matmul_backward_input_kernel(dinp, dout, w, order, which):
 
 
 @cuda.jit
+def target_logit_aside_kernel(dtargets, dlogits, targets):
+    t = cuda.grid(1)
+    if t < targets.shape[0]:
+        dtargets[t] = dlogits[t, targets[t]]
+        dlogits[t, targets[t]] = 0.0
+
+
+@cuda.jit
+def target_logit_backward_kernel(dinp, dlogits, w, targets, dtargets):
+    idx = cuda.grid(1)
+    n, I = dinp.shape
+    if idx < n * I:
+        t, i = idx // I, idx % I
+        dinp[t, i] += w[targets[t], i] * dtargets[t]
+        if i == 0:
+            dlogits[t, targets[t]] = dtargets[t]
+
+
+@cuda.jit
 def matmul_backward_weight_kernel(dw, dout, inp, o0):
     """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first, for the
     rows o0 <= o < o0 + dw.shape[0] (dw: those rows)."""
@@ -378,6 +397,12 @@ class CudaKernels:
             gemm(dinp, dout, w, form='nn', kernel=self.gemm_kernel, accumulate=True)
         else:
             matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order, which)
+
+    def target_logit_aside(self, dtargets, dlogits, targets):
+        target_logit_aside_kernel[_blocks(targets.shape[0])](dtargets, dlogits, targets)
+
+    def target_logit_backward(self, dinp, dlogits, w, targets, dtargets):
+        target_logit_backward_kernel[_blocks(dinp.size)](dinp, dlogits, w, targets, dtargets)
 
     def matmul_backward_weight(self, dw, dout, inp, o0, o1):
         if self.dtype != np.float64:

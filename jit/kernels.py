@@ -375,6 +375,23 @@ def matmul_backward_input(dinp, dout, w, order, which):
 
 
 @kernel
+def target_logit_aside(dtargets, dlogits, targets):
+    for t in range(targets.shape[0]):
+        dtargets[t] = dlogits[t, targets[t]]
+        dlogits[t, targets[t]] = 0.0
+
+
+@kernel
+def target_logit_backward(dinp, dlogits, w, targets, dtargets):
+    n, I = dinp.shape
+    for t in range(n):
+        g, row = dtargets[t], targets[t]
+        for i in range(I):
+            dinp[t, i] += w[row, i] * g
+        dlogits[t, row] = g
+
+
+@kernel
 def matmul_backward_weight(dw, dout, inp, o0, o1):
     """dw[o, i] += dout[t, o] * inp[t, i] for t from the last row to the first, for the
     rows o0 <= o < o1 of dw. Large products split them among threads."""

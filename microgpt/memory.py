@@ -75,7 +75,7 @@ def needed_bytes(tier, config, vocab_size):
     from .twin.model import acts_size
     hp = SimpleNamespace(vocab_size=V, block_size=T, n_embd=C, n_head=H, n_layer=L)
     R = positions                            # the twin's workspace rows
-    orders = 11 * C + V * V + R + 5 * R                      # int64: Orders and a Batch
+    orders = 11 * C + V + R + 5 * R                          # int64: Orders and a Batch
     floats = 4 * params + 2 * acts_size(hp, R) + orders      # params, grads, m, v; acts, dacts
     if tier == 'numpy':   # its transients: the products it sums in order, a block at a time
         from .twin.numpy_kernels import BLOCK

@@ -259,17 +259,23 @@ def test_a_cold_first_run_trains_at_once_and_prints_the_same(data_path, tmp_path
 
 def test_backward_orders_are_each_products_distinct_orders():
     """The twin's orders (model.backward_orders), one row per distinct order a product's
-    input rows take: lm_head's, the vocabulary last to first with the target last, one
-    per target; qkv's, position 0's (k and q rows interleaved) and every later
-    position's; rows_C's and rows_4C's, one each, last to first."""
+    input rows take: qkv's, position 0's (k and q rows interleaved) and every later
+    position's; rows_C's, rows_4C's and rows_V's, one each, last to first. lm_head's
+    input takes rows_V's with its target's row moved last (orders.lm_head_order), the
+    target set aside rather than a row per target: the orders grow linearly in V."""
+    from microgpt.orders import lm_head_order
     from microgpt.twin.model import HParams, backward_orders
     hp = HParams(vocab_size=4, block_size=3, n_embd=4, n_head=2, n_layer=1, batch_size=2,
                  inv_C=0.25, rms_eps=1e-5, attn_scale=1.0, inv_batch=0.5)
     orders = backward_orders(hp)
-    assert orders.lm_head.tolist() == [[3, 2, 1, 0], [3, 2, 0, 1], [3, 1, 0, 2], [2, 1, 0, 3]]
+    assert [lm_head_order(4, target) for target in range(4)] == [
+        [3, 2, 1, 0], [3, 2, 0, 1], [3, 1, 0, 2], [2, 1, 0, 3]]
     # attn_qkv's rows: q 0..3, k 4..7, v 8..11; heads of 2, the last first
     assert orders.qkv.tolist() == [[11, 10, 7, 3, 6, 2, 9, 8, 5, 1, 4, 0],
                                    [11, 10, 7, 6, 3, 2, 9, 8, 5, 4, 1, 0]]
     assert orders.rows_C.tolist() == [[3, 2, 1, 0]]
     assert orders.rows_4C.tolist() == [list(range(15, -1, -1))]
+    assert orders.rows_V.tolist() == [[3, 2, 1, 0]]
     assert orders.same.tolist() == [0] * 6
+    wide = backward_orders(hp._replace(vocab_size=40_000))
+    assert sum(o.size for o in wide) == 6 * 4 + 4 + 16 + 40_000 + 6

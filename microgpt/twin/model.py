@@ -28,7 +28,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..orders import lm_head_order, qkv_orders, rows_last_first
+from ..orders import qkv_orders, rows_last_first
 
 K = None  # the backend's kernels; each bound copy of this module's functions has its own
 prange = range  # the loop over parts that may run at once; bind() may give a parallel one
@@ -38,11 +38,11 @@ HParams = namedtuple('HParams', 'vocab_size block_size n_embd n_head n_layer bat
                                 'inv_C rms_eps attn_scale inv_batch')
 # The orders in which a linear layer's input gradient receives its output rows'
 # contributions (see backward_orders), each a row of: qkv (2,3C), a document's first
-# position's and every later one's; rows_C (1,C) and rows_4C (1,4C), every position's;
-# lm_head (V,V), row k a position's whose target is k. A product is given, with its
-# orders, which one each of its rows takes (K.matmul_backward_input): batch.later for
-# qkv, batch.targets for lm_head, and same (R,), all zeros, for rows_C and rows_4C.
-Orders = namedtuple('Orders', 'qkv rows_C rows_4C lm_head same')
+# position's and every later one's; rows_C (1,C), rows_4C (1,4C) and rows_V (1,V),
+# every position's. A product is given, with its orders, which one each of its rows
+# takes (K.matmul_backward_input): batch.later for qkv, and same (R,), all zeros, for
+# the others. lm_head's input hears from its target's row last (lm_head_backward_input).
+Orders = namedtuple('Orders', 'qkv rows_C rows_4C rows_V same')
 # A training step's rows, packed by K.pack_batch: each (R,), the first n in use. tokens
 # and targets: the input and next token ids; pos: the row's position in its document;
 # ndoc: the number of positions of its document (the n of its mean loss); later: 0 at
@@ -82,6 +82,8 @@ Acts = namedtuple('Acts', [
     'logits', 'exps', 'probs',   # (R,V) each; exps: exp(logits - max), as softmax() has
     'losses',            # (R,) -log(probs[target]) per row
     'loss',              # (1,) the step's loss: the mean over documents of their means
+    'target_logit',      # (R,) in dA: the target logit's gradient, set aside while lm_head's
+                         # input hears from the other rows (lm_head_backward_input)
 ])
 
 
@@ -134,13 +136,15 @@ def acts_view(flat, hp, R):
     probs, o = take(flat, o, (R, V))
     losses, o = take(flat, o, (R,))
     loss, o = take(flat, o, (1,))
+    target_logit, o = take(flat, o, (R,))
     return Acts(emb, x0, rstd0, ln1, rstd1, qkv, att_exps, atty, attn, res2, ln2, rstd2,
-                fc1, fc1_relu, fc2, out, logits, exps, probs, losses, loss)
+                fc1, fc1_relu, fc2, out, logits, exps, probs, losses, loss, target_logit)
 
 
 def acts_size(hp, R):
     V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
-    return 2 * R * C + R + L * (2 * R + 10 * R * C + 2 * R * 4 * C + H * R * T) + 3 * R * V + R + 1
+    return (2 * R * C + R + L * (2 * R + 10 * R * C + 2 * R * 4 * C + H * R * T) + 3 * R * V
+            + 2 * R + 1)
 
 
 def forward(P, A, tokens, pos, a, n, hp):
@@ -180,9 +184,20 @@ def backward_orders(hp):
     def as_rows(*orders):
         return np.array(orders, dtype=np.int64)
     return Orders(qkv=as_rows(*qkv_orders(C, H)), rows_C=as_rows(rows_last_first(C)),
-                  rows_4C=as_rows(rows_last_first(4 * C)),
-                  lm_head=as_rows(*(lm_head_order(V, target) for target in range(V))),
+                  rows_4C=as_rows(rows_last_first(4 * C)), rows_V=as_rows(rows_last_first(V)),
                   same=np.zeros(hp.batch_size * hp.block_size, dtype=np.int64))
+
+
+def lm_head_backward_input(dinp, dlogits, w, targets, dtargets, orders, same):
+    """lm_head's input gradient: the vocabulary's rows last to first, but the target's
+    last (orders.lm_head_order), with one order for every row, not one per target (a
+    V x V table). The target's gradient is set aside (dtargets), its place in dlogits
+    zeroed, so that the rows last to first add 0.0 for it, which leaves every partial
+    sum as it is (a sum from 0.0 is never -0.0, and s + 0.0 == s); then the target's
+    term comes last, and its gradient goes back into dlogits."""
+    K.target_logit_aside(dtargets, dlogits, targets)
+    K.matmul_backward_input(dinp, dlogits, w, orders.rows_V, same)
+    K.target_logit_backward(dinp, dlogits, w, targets, dtargets)
 
 
 def backward_rows(P, A, dA, batch, a, b, hp, orders):
@@ -196,8 +211,8 @@ def backward_rows(P, A, dA, batch, a, b, hp, orders):
     K.crossentropy_softmax_backward(dA.logits[a:b], A.exps[a:b], batch.targets[a:b],
                                     batch.ndoc[a:b], hp.inv_batch)
     last = hp.n_layer - 1
-    K.matmul_backward_input(dA.out[last, a:b], dA.logits[a:b], P.lm_head, orders.lm_head,
-                            batch.targets[a:b])
+    lm_head_backward_input(dA.out[last, a:b], dA.logits[a:b], P.lm_head, batch.targets[a:b],
+                           dA.target_logit[a:b], orders, same)
     for l in range(last, -1, -1):
         x = A.x0 if l == 0 else A.out[l - 1]     # the layer's input and its gradient
         dx = dA.x0 if l == 0 else dA.out[l - 1]
@@ -389,8 +404,8 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
     K.softmax_forward(A.probs[p:p + 1], A.exps[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
-MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'backward_rows',
-                   'part_rows', 'backward_weights', 'zero_activation_grads', 'step_rows',
+MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'lm_head_backward_input',
+                   'backward_rows', 'part_rows', 'backward_weights', 'zero_activation_grads', 'step_rows',
                    'adam_update', 'part_bounds', 'rows_in_parts', 'weights_in_parts',
                    'adam_in_parts', 'train_step', 'train_steps', 'sample_step')
 # Those with a loop over `prange`: a backend's threads run their parts.

@@ -166,6 +166,21 @@ def matmul_backward_input(dinp, dout, w, order, which):
     sum_in_blocks(dinp, dinp_terms, w.shape[0], accumulate=True)
 
 
+def target_logit_aside(dtargets, dlogits, targets):
+    """dtargets (n,) = each row's gradient at its target's logit, which is zeroed in
+    dlogits (n,V) (model.lm_head_backward_input)."""
+    rows = np.arange(len(targets))
+    dtargets[...] = dlogits[rows, targets]
+    dlogits[rows, targets] = 0.0
+
+
+def target_logit_backward(dinp, dlogits, w, targets, dtargets):
+    """dinp[t] += w[targets[t]] * dtargets[t], the target's term after the others', and
+    the target's gradient back into dlogits."""
+    dinp += w[targets] * dtargets[:, None]
+    dlogits[np.arange(len(targets)), targets] = dtargets
+
+
 def matmul_backward_weight(dw, dout, inp, o0, o1):
     """dw[o, i] += inp[t, i] * dout[t, o] for t from the last row to the first, for the
     rows o0 <= o < o1 of dw."""
