@@ -9,6 +9,7 @@ carries on with it, and its output is the same either way.
 """
 import contextlib
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -24,8 +25,9 @@ from microgpt.twin import TwinGPT, model, numpy_kernels
 SOURCES = (model.__file__,) + tuple(os.path.join(os.path.dirname(__file__), name)
                                     for name in ('kernels.py', 'exact.py', 'tuning.py'))
 READY = 'ready'          # in the cache folder: the model compiled and cached whole
-COMPILING = 'compiling'  # in the cache folder: a background compile's lock (its pid)
+COMPILING = 'compiling'  # in the cache folder: the compile lock's file (compile_lock)
 CHECK_EVERY = 0.25       # seconds between looks for a finished background compile
+SLOW_COMPILE = 60.0      # seconds: a background compile still running then is said to be
 
 
 def cache_folder():
@@ -68,18 +70,43 @@ def is_compiled():
     return os.path.exists(os.path.join(cache_folder(), READY))
 
 
-def compile_in_background():
-    """Start `python -m jit.warm`, detached, unless a live one holds the lock."""
-    lock = os.path.join(cache_folder(), COMPILING)
+def cache_problem():
+    """None if the compiled model's cache folder can be written here; else why not."""
+    folder = cache_folder()
+    probe = os.path.join(folder, f'.probe-{os.getpid()}')
     try:
-        with open(lock) as f:
-            pid = int(f.read())
-        os.kill(pid, 0)
-        return                                 # a compile is under way already
-    except ProcessLookupError:                 # its compile died: clear the lock
-        os.unlink(lock)
-    except (OSError, ValueError):              # no lock (or one being written)
-        pass
+        os.makedirs(folder, exist_ok=True)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        return f"{folder}: {e.strerror}"
+    return None
+
+
+@contextlib.contextmanager
+def compile_lock(wait):
+    """Hold the compile lock: an flock on a file in the cache folder, which the system
+    releases when its holder exits, however it exits, so that no lock outlives its
+    compile (a pid in a file could name another process later). Yields True if held,
+    False if another process holds it and wait is False."""
+    import fcntl
+    fd = os.open(os.path.join(cache_folder(), COMPILING), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def compile_in_background():
+    """Start `python -m jit.warm`, detached, unless a compile holds the lock."""
+    with compile_lock(wait=False) as free:
+        if not free:
+            return                             # a compile is under way already
     subprocess.Popen([sys.executable, '-m', 'jit.warm'], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
@@ -94,16 +121,36 @@ class JitGPT(TwinGPT):
 
     def __init__(self, config, vocab_size, wait=True):
         """wait=False: on a cold cache, compile in the background and run on numpy's
-        kernels until the compiled model is ready (see the module's docstring)."""
+        kernels until the compiled model is ready (see the module's docstring); where
+        the cache cannot be written, run on numpy's kernels throughout, and say why."""
         super().__init__(config, vocab_size)
+        self.numpy_steps = self.steps = 0     # steps trained on numpy's kernels, and in all
         if wait or is_compiled():
             self.load()
             return
         self.compiled, self.fn = self.fn, model.bind(numpy_kernels)
-        compile_in_background()
         self.waiting_since = self.next_check = time.perf_counter()
+        self.said_slow = False
+        problem = self.cache_problem = cache_problem()
+        if problem:
+            self.next_check = math.inf
+            print(f"microgpt: the jit tier cannot compile into its cache ({problem}); "
+                  f"running numpy's kernels instead, the same floats at numpy's speed "
+                  f"(NUMBA_CACHE_DIR names another folder)", file=sys.stderr)
+            return
+        compile_in_background()
         print("microgpt: compiling the jit tier in the background (first run only); "
               "running numpy's kernels meanwhile: the same floats, bit for bit", file=sys.stderr)
+
+    def kernels_note(self):
+        """What ran, where the compiled model did not run every step (for the summary)."""
+        if not self.numpy_steps:
+            return None
+        if self.numpy_steps == self.steps:
+            why = 'its cache cannot be written' if self.cache_problem else \
+                'the jit compile did not finish'
+            return f"all steps on numpy's kernels: {why}"
+        return f"the first {self.numpy_steps} steps on numpy's kernels, while compiling"
 
     def load(self):
         """Compile the model's entry points for these types, or load them from the cache."""
@@ -129,8 +176,11 @@ class JitGPT(TwinGPT):
         # 0.15 ms direct. The arguments' types are these, call after call.
         self.fn = types.SimpleNamespace(**dict(vars(self.fn), sample_step=sample_step,
                                                train_steps=train_steps))
-        os.makedirs(cache_folder(), exist_ok=True)
-        with open(os.path.join(cache_folder(), READY), 'w'):
+        try:
+            os.makedirs(cache_folder(), exist_ok=True)
+            with open(os.path.join(cache_folder(), READY), 'w'):
+                pass
+        except OSError:            # a cache that cannot be written: compiled, not cached
             pass
         print(f"microgpt: jit compile {time.perf_counter() - t0:.2f} s "
               f"({'loaded from the numba cache' if hit else 'cold'})", file=sys.stderr)
@@ -145,7 +195,15 @@ class JitGPT(TwinGPT):
             print(f"microgpt: the jit tier is compiled ({now - self.waiting_since:.1f} s); "
                   f"it takes over at step {step + 1}", file=sys.stderr)
             self.load()
+        elif now - self.waiting_since > SLOW_COMPILE and not self.said_slow:
+            self.said_slow = True
+            print(f"\nmicrogpt: the jit compile is still running after {SLOW_COMPILE:.0f} s "
+                  f"(a busy machine?); numpy's kernels carry on, at numpy's speed",
+                  file=sys.stderr)
 
     def train_steps(self, tokens, lengths, first_step):
         self.use_compiled_when_ready(first_step)
+        self.steps += len(tokens)
+        if getattr(self, 'compiled', None) is not None:
+            self.numpy_steps += len(tokens)
         return super().train_steps(tokens, lengths, first_step)

@@ -2,37 +2,22 @@
 
 What a first run of the command line starts in the background (jit.JitGPT, wait=False);
 also a way to pay the compile up front. The compiled model serves every config: its
-argument types do not depend on the sizes. One at a time: a lock file holds the pid,
-and while another compile holds it, this one exits, or with --wait waits for it.
+argument types do not depend on the sizes. One at a time (jit.compile_lock): while
+another compile holds the lock, this one exits, or with --wait waits for it.
 """
 import os
 import sys
-import time
 
-from . import COMPILING, JitGPT, cache_folder, is_compiled
+from . import JitGPT, cache_folder, compile_lock, is_compiled
 
 
 def main(argv):
-    folder = cache_folder()
-    os.makedirs(folder, exist_ok=True)
-    lock = os.path.join(folder, COMPILING)
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:               # another compile holds the lock
-            if '--wait' not in argv:
-                return 0
-            time.sleep(0.5)
-            if is_compiled():
-                return 0
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+    os.makedirs(cache_folder(), exist_ok=True)
+    with compile_lock(wait='--wait' in argv) as held:
+        if not held or is_compiled():      # another compile holds the lock, or has run
+            return 0
         from microgpt.config import GPTConfig
         JitGPT(GPTConfig(n_embd=4, n_head=1, block_size=2), vocab_size=2)
-    finally:
-        os.unlink(lock)
     return 0
 
 
