@@ -9,7 +9,7 @@ import json
 import math
 
 from .config import ConfigError, GPTConfig, param_shapes
-from .data import write_atomic
+from .data import read_regular, write_atomic
 
 FORMAT, VERSION = 'microgpt-checkpoint', 1
 
@@ -18,30 +18,40 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be read or does not fit; the CLI prints it on one line."""
 
 
-def dumps(config, uchars, params):
-    """A checkpoint's bytes: config, vocabulary (the characters, in token-id order) and
-    {name: rows}."""
+def dumps(config, uchars, params, steps_trained=None):
+    """A checkpoint's bytes: config, vocabulary (the characters, in token-id order),
+    {name: rows}, and the steps trained (config.steps unless training was stopped
+    early; the learning rate's schedule is config.steps' either way)."""
     payload = {'format': FORMAT, 'version': VERSION, 'config': config.asdict(),
+               'steps_trained': config.steps if steps_trained is None else steps_trained,
                'uchars': list(uchars), 'params': params}
     return json.dumps(payload, separators=(',', ':')).encode()
 
 
-def save(path, config, uchars, params):
-    write_atomic(path, dumps(config, uchars, params))
+def save(path, config, uchars, params, steps_trained=None):
+    write_atomic(path, dumps(config, uchars, params, steps_trained))
+
+
+def finite_number(x):
+    """A JSON number that is a finite float (an integer too large for one is not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def load(path):
     """(config, uchars, params) from a checkpoint, each checked; else CheckpointError."""
+    payload = read_regular(path, 'checkpoint', CheckpointError)
     try:
-        with open(path, 'rb') as f:
-            payload = json.loads(f.read().decode('utf-8'))
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+        payload = json.loads(payload.decode('utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: "
                               f"{e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is not a checkpoint (nested too deep)") from None
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise CheckpointError(f"{path} is not a microgpt checkpoint")
     if payload.get('version') != VERSION:
@@ -68,8 +78,7 @@ def load(path):
                 or not all(isinstance(r, list) and len(r) == cols for r in w)):
             raise CheckpointError(f"{path}: {name} should be {rows}x{cols} for this config "
                                   f"and vocabulary")
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-                   for r in w for x in r):
+        if not all(finite_number(x) for r in w for x in r):
             raise CheckpointError(f"{path}: {name} holds values that are not finite numbers")
         params[name] = [[float(x) for x in r] for r in w]
     return config, uchars, params

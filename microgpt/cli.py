@@ -197,27 +197,75 @@ def sample_command():
     ])
 
 
-def check_writable(flag, path):
-    """Fail before training, not after, when an output file cannot be written: a folder
-    in its place, a missing parent, or a place this process cannot create files in
-    (tried for real: os.access says yes to root on a read-only file system)."""
-    if os.path.isdir(path):
-        raise UsageError(f"{flag}: {path} is a folder; name a file in it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"{flag}: folder does not exist: {folder}")
-    probe = os.path.join(folder, f'.microgpt-probe-{os.getpid()}')
-    try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.unlink(probe)
-    except OSError as e:
-        raise UsageError(f"{flag}: cannot write in {folder}: {e.strerror}") from None
+def check_stdout():
+    """Refuse to start when stdout is closed (the run could print nothing)."""
+    if sys.stdout is None:
+        raise UsageError("stdout is closed; run with stdout open (> /dev/null to discard it)")
+
+
+def same_file(a, b):
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def check_outputs(outputs, inputs):
+    """Fail before training, not after, when an output cannot or must not be written.
+    outputs: (flag, path) pairs; inputs: (what, path) pairs, the files the run reads.
+
+    An output must not be an input (by any name: a symlink, a hard link, another
+    spelling), another output, or this run's stdout or stderr; a folder in its place,
+    a missing parent, or a folder this process cannot create files in is refused
+    (tried for real: os.access says yes to root on a read-only file system). An
+    existing file that is not a regular file must be a character device or a FIFO,
+    which write_atomic writes in place."""
+    import stat
+    seen = []
+    for flag, path in outputs:
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if os.path.isdir(real):
+            raise UsageError(f"{flag}: {path} is a folder; name a file in it")
+        try:
+            st = os.stat(real)
+        except OSError:
+            st = None
+        for other, other_real, other_st in seen:
+            if real == other_real or (st and other_st and same_file(st, other_st)):
+                raise UsageError(f"{other} and {flag} name the same file")
+        if st is not None:
+            for what, input_path in inputs:
+                try:
+                    if same_file(st, os.stat(input_path)):
+                        raise UsageError(f"{flag}: {path} is {what} ({input_path}); an output "
+                                         f"never replaces an input")
+                except OSError:
+                    pass
+            for fd, name in ((1, 'stdout'), (2, 'stderr')):
+                try:
+                    if stat.S_ISREG(st.st_mode) and same_file(st, os.fstat(fd)):
+                        raise UsageError(f"{flag}: {path} is this run's {name}")
+                except OSError:
+                    pass
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISFIFO(st.st_mode)):
+                raise UsageError(f"{flag}: {path} is not a regular file, a character device "
+                                 f"or a FIFO")
+        seen.append((flag, real, st))
+        folder = os.path.dirname(real)
+        if not os.path.isdir(folder):
+            raise UsageError(f"{flag}: folder does not exist: {folder}")
+        probe = os.path.join(folder, f'.microgpt-probe-{os.getpid()}')
+        try:
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            os.unlink(probe)
+        except OSError as e:
+            raise UsageError(f"{flag}: cannot write in {folder}: {e.strerror}") from None
 
 
 def write_output(flag, path, payload):
-    """Write an output file after training. If that fails (a full disk, say), write it
-    to a fallback file in the temp folder instead, say so, and return False: the
-    trained model is never lost to a failed write."""
+    """Write an output file. If that fails (a full disk, say), write it to a fallback
+    file in the temp folder instead, say so, and return False: the trained model is
+    never lost to a failed write."""
     try:
         write_atomic(path, payload)
         return True
@@ -261,19 +309,22 @@ class Progress:
     two seconds, at most once a second: in place on a terminal, a line each otherwise.
     The clock starts at the first step's end, so the time to build the model (a first
     compile, say) never counts as training; after_first_step() reads that clock. Also
-    the stop switch: after a first Ctrl-C, training ends after the current step."""
+    the stop switch: after a first Ctrl-C (or SIGTERM, SIGHUP, or a failed stdout),
+    training ends after the current step."""
 
     def __init__(self, total, delay=2.0, every=1.0):
         self.total, self.delay, self.every = total, delay, every
         self.start = self.last = None
         self.done = 0
-        self.shown, self.stop_requested = False, False
+        self.shown, self.stop_requested, self.stopped_by = False, False, None
         self.tty = sys.stderr.isatty()
 
-    def request_stop(self, signum, frame):
-        if self.stop_requested:           # a second Ctrl-C: stop now, mid-step
-            raise KeyboardInterrupt
+    def request_stop(self, signum, frame=None):
+        if self.stop_requested and signum is not None:   # a second signal: stop now,
+            raise KeyboardInterrupt                      # mid-step, nothing saved
         self.stop_requested = True
+        if self.stopped_by is None:
+            self.stopped_by = signum
 
     def __call__(self, done):
         now = time.perf_counter()
@@ -302,23 +353,99 @@ class Progress:
             print(file=sys.stderr)
 
 
+class Stopped(Exception):
+    """A stop signal while sampling: the run reports the samples it has and exits."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ('SIGINT', 'SIGTERM', 'SIGHUP')
+                     if hasattr(signal, name))
+
+
+def on_stop_signals(handler):
+    """Handle SIGINT, SIGTERM and SIGHUP with `handler`; returns the previous handlers."""
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+
+
+def raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+class GuardedStdout:
+    """The run's stdout: a write or flush that fails (a reader that went away, EPIPE; a
+    full disk, ENOSPC) is kept in `error` rather than raised, on_error() is called once
+    (the run stops after its step, and writes its outputs), and what is written after
+    goes nowhere: fd 1 is pointed at /dev/null, so that nothing fails at exit either."""
+
+    def __init__(self, stream, on_error):
+        self.stream, self.on_error, self.error = stream, on_error, None
+
+    def write(self, text):
+        if self.error is None:
+            try:
+                return self.stream.write(text)
+            except OSError as e:
+                self.fail(e)
+        return len(text)
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self.fail(e)
+
+    def fail(self, error):
+        self.error = error
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        self.on_error(error)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 @contextlib.contextmanager
-def buffered_stdout():
-    """Block-buffer stdout while training, even under PYTHONUNBUFFERED=1 (or -u): there
-    every print() is a write(2) of its own, two a step, which costs more than a jit
-    training step. Progress and errors on stderr stay as they were."""
+def run_stdout(on_error):
+    """stdout for a run, as a GuardedStdout; buffered as Python set it up (block-buffered
+    into a pipe or a file, unbuffered under -u or PYTHONUNBUFFERED, as the user asked).
+    Characters it cannot encode are written as backslash escapes, not an error. Yields
+    the guard: its `error` says whether stdout failed."""
     original = sys.stdout
-    if not isinstance(getattr(original, 'buffer', None), io.RawIOBase):
-        yield                                  # already buffered
-        return
-    raw = io.FileIO(original.fileno(), 'w', closefd=False)
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=original.encoding,
-                                  errors=original.errors)
+    if getattr(original, 'errors', None) == 'strict' and hasattr(original, 'reconfigure'):
+        original.reconfigure(errors='backslashreplace')
+    sys.stdout = guard = GuardedStdout(original, on_error)
     try:
-        yield
+        yield guard
     finally:
-        sys.stdout.flush()
+        guard.flush()
         sys.stdout = original
+
+
+class StdoutFailed(Exception):
+    """stdout failed while sampling from a checkpoint (nothing else to keep)."""
+
+
+def stdout_failed(error):
+    raise StdoutFailed(error)
+
+
+def stdout_exit(error):
+    """The exit status for a run whose stdout failed: a reader that went away (`| head`)
+    ends it quietly, as SIGPIPE ends a Unix filter (128 + 13); anything else is an
+    error, said in one line."""
+    import errno
+    if getattr(error, 'errno', None) == errno.EPIPE:
+        return 141
+    print(f"{PROG}: error: cannot write to stdout: {error.strerror or error}", file=sys.stderr)
+    return 1
 
 
 def main(argv=None):
@@ -330,12 +457,30 @@ def main(argv=None):
     except (UsageError, ConfigError, DataError, tiers.TierError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except StdoutFailed as e:
+        return stdout_exit(e.args[0])
+    except MemoryError:
+        print(f"\n{PROG}: error: out of memory; make the run smaller (--n-embd, --n-layer, "
+              f"--block-size, --batch-size)", file=sys.stderr)
+        return 1
     except Diverged as e:
         print(f"\n{PROG}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
+
+
+def announce_setup(config, vocab_size):
+    """Say so on stderr before drawing a model's weights one random.gauss at a time
+    takes long (about a second a million parameters)."""
+    from .config import param_shapes
+    n = sum(rows * cols for _, (rows, cols) in param_shapes(config, vocab_size))
+    if n >= SETUP_NOTICE_PARAMS:
+        print(f"{PROG}: drawing {n:,} parameters (about {n / 1e6:.0f} s)", file=sys.stderr)
+
+
+SETUP_NOTICE_PARAMS = 5_000_000   # parameters: a set-up of five seconds or more is announced
 
 
 def train_main(argv):
@@ -346,16 +491,15 @@ def train_main(argv):
                        learning_rate=args.learning_rate,
                        temperature=args.temperature, num_samples=args.num_samples)
     tier, Model = pick_tier(args.tier, args.precision)
-    if args.json and args.save and os.path.abspath(args.json) == os.path.abspath(args.save):
-        raise UsageError("--json and --save name the same file")
-    for flag, path in (('--json', args.json), ('--save', args.save)):
-        if path:
-            check_writable(flag, path)
+    check_stdout()
     path = find_data(args.data)
+    check_outputs([('--json', args.json), ('--save', args.save)], [('the data', path)])
     docs = load_docs(path, reads=config.steps * config.batch_size)
-    check_memory(tier, config, len(docs.chars()) + 1)
+    vocab_size = len(docs.chars()) + 1
+    check_memory(tier, config, vocab_size)
     label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
     print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)
+    announce_setup(config, vocab_size)
 
     from . import gpt
     loop = gpt.train
@@ -363,55 +507,108 @@ def train_main(argv):
         from .twin import train as loop
     progress = Progress(config.steps)
     on_step = watch_losses(progress)
-    previous = signal.signal(signal.SIGINT, progress.request_stop)
+    trained = {}                  # gpt.run's result, from the end of training on
+
+    def on_trained(result):
+        """Training is over: save the model before anything else can fail; from then on
+        a stop signal ends sampling at once."""
+        trained.update(result=result, written=True)
+        if args.save:
+            from . import checkpoint
+            payload = checkpoint.dumps(config, result['tokenizer'].uchars,
+                                       result['model'].export_params(), len(result['losses']))
+            try:
+                trained['written'] = write_output('--save', args.save, payload)
+            except UsageError as e:            # nor its fallback: say so, sample anyway
+                print(f"{PROG}: error: {e}", file=sys.stderr)
+                trained['written'] = False
+        on_stop_signals(raise_stopped)
+        if result['finished'] and progress.stopped_by is not None:   # came while saving
+            raise Stopped(progress.stopped_by)
+
+    previous = on_stop_signals(progress.request_stop)
+    failure = None
     try:
-        with buffered_stdout():
-            result = gpt.run(config, docs, Model, on_step=on_step, train=loop)
-    except Exception as e:
-        if not float_blowup(e):
-            raise
-        done = progress.done     # the first chunk of steps is one step: `in step 1` is exact
-        where = f"after step {done}" if done else "in step 1"
-        raise Diverged(f"training diverged {where} of {config.steps} ({type(e).__name__}: "
-                       f"{e}); try a lower --learning-rate or --init-std") from None
+        with run_stdout(lambda error: progress.request_stop(None)) as out:
+            try:
+                gpt.run(config, docs, Model, on_step=on_step, train=loop, on_trained=on_trained)
+            except Exception as e:
+                if 'result' in trained:       # sampling failed, or a signal stopped it
+                    failure = e
+                elif float_blowup(e):
+                    done = progress.done     # the first chunk is one step: `in step 1` is exact
+                    where = f"after step {done}" if done else "in step 1"
+                    raise Diverged(f"training diverged {where} of {config.steps} "
+                                   f"({type(e).__name__}: {e}); try a lower --learning-rate "
+                                   f"or --init-std") from None
+                else:
+                    raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         progress.close()
-    steps_done = len(result['losses'])
+    return finish_training(args, config, tier, trained, progress, failure, out.error,
+                           (path, len(docs)))
 
-    written = True
-    if args.save:
-        from . import checkpoint
-        payload = checkpoint.dumps(config, result['tokenizer'].uchars,
-                                   result['model'].export_params())
-        written = write_output('--save', args.save, payload)
-    if not result['finished']:
-        saved = f"; saved to {args.save}" if args.save and written else ''
-        print(f"\n{PROG}: interrupted after {steps_done} of {config.steps} steps{saved}",
-              file=sys.stderr)
-        return 130
 
-    steps_per_s = steps_done / result['train_seconds']
+def finish_training(args, config, tier, trained, progress, failure, stdout_error, data):
+    """After gpt.run: --json with whatever the run has, the summary or what stopped the
+    run, and the exit status. The checkpoint is written already (on_trained)."""
+    result = trained['result']
+    steps_done, samples = len(result['losses']), result['samples']
+    written = trained['written']
+    stopped_by = progress.stopped_by if not result['finished'] else None
+    if isinstance(failure, Stopped):
+        stopped_by = failure.signum
     rss = peak_rss_mb()
-    print(f"{PROG}: tier {tier} | train {result['train_seconds']:.2f} s, {steps_per_s:.1f} steps/s, "
-          f"{1e6 / steps_per_s:.0f} us/step | sample {result['sample_seconds']:.2f} s | "
-          f"peak RSS {rss:.1f} MB", file=sys.stderr)
     if args.json:
         import json
         report = {
             'tier': tier,
             'precision': args.precision,
             'config': dict(config.asdict(), vocab_size=result['tokenizer'].vocab_size,
-                           num_params=result['model'].num_params, num_docs=len(docs), data=path),
+                           num_params=result['model'].num_params, num_docs=data[1],
+                           data=data[0]),
+            'steps_trained': steps_done,
+            'finished': result['finished'] and failure is None and stdout_error is None,
+            'stopped_by': (signal.Signals(stopped_by).name if stopped_by is not None
+                           else 'stdout' if stdout_error is not None else None),
+            'error': str(failure) if failure is not None and not isinstance(failure, Stopped)
+                     else None,
             'losses': result['losses'],
-            'samples': result['samples'],
+            'samples': samples,
             'train_seconds': result['train_seconds'],
             'after_first_step': progress.after_first_step(),
-            'sample_seconds': result['sample_seconds'],
+            'sample_seconds': result.get('sample_seconds'),
             'peak_rss_mb': rss,
         }
         written &= write_output('--json', args.json, (json.dumps(report, indent=1) + '\n').encode())
+    saved = f"; saved to {args.save}" if args.save and trained['written'] else ''
+    if stdout_error is not None:
+        return stdout_exit(stdout_error)
+    if stopped_by is not None:
+        what = (f"after {steps_done} of {config.steps} steps" if not result['finished'] else
+                f"while sampling, after {len(samples)} of {config.num_samples} samples")
+        print(f"\n{PROG}: interrupted {what} ({signal.Signals(stopped_by).name}){saved}",
+              file=sys.stderr)
+        return 128 + stopped_by
+    if failure is not None:
+        print(f"\n{PROG}: error: sampling failed after {len(samples)} samples "
+              f"({type(failure).__name__}: {failure}){saved}", file=sys.stderr)
+        return 1
+    steps_per_s = steps_done / result['train_seconds']
+    print(f"{PROG}: tier {tier_label(tier, result['model'])} | train "
+          f"{result['train_seconds']:.2f} s, {steps_per_s:.1f} steps/s, "
+          f"{1e6 / steps_per_s:.0f} us/step | sample {result['sample_seconds']:.2f} s | "
+          f"peak RSS {rss:.1f} MB", file=sys.stderr)
     return 0 if written else 1
+
+
+def tier_label(tier, model):
+    """The tier's name for the summary, with what actually ran where that differs (the
+    jit tier on numpy's kernels while it compiled: model.kernels_note())."""
+    note = getattr(model, 'kernels_note', lambda: None)()
+    return f"{tier} ({note})" if note else tier
 
 
 def sample_main(argv):
@@ -420,6 +617,7 @@ def sample_main(argv):
     from . import checkpoint
     from .gpt import Tokenizer, sample
     args = sample_command().parse(argv)
+    check_stdout()
     try:
         trained, uchars, params = checkpoint.load(args.load)
     except checkpoint.CheckpointError as e:
@@ -440,5 +638,6 @@ def sample_main(argv):
     model = Model(config, tok.vocab_size)
     model.load_params(params)
     random.seed(config.seed)
-    sample(model, tok, config, prompt=args.prompt)
+    with run_stdout(stdout_failed):
+        sample(model, tok, config, prompt=args.prompt)
     return 0

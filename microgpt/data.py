@@ -131,21 +131,51 @@ class Docs:
         return self._chars
 
 
+def read_regular(path, what, error, limit=None, limit_reason=None):
+    """The bytes of `path`, which must be a regular file: a FIFO, a device or a socket
+    is refused (reading one could hang, or never end), and so is a file larger than
+    `limit` bytes (by default, an eighth of the memory available: what its parse
+    could take); `limit_reason` says what the limit is. Problems raise `error` with one
+    line that names `what`."""
+    import stat
+    limit_reason = limit_reason or 'the memory available here allows'
+    if limit is None:
+        from .memory import available_bytes
+        have = available_bytes()
+        limit = have // 8 if have is not None else None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO must not block the open
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise error(f"{what} is a directory, not a file: {path}")
+        raise error(f"{what} is not a regular file (a device, a FIFO or a socket): {path}")
+    with os.fdopen(fd, 'rb', buffering=0) as f:
+        try:                # readall: one buffer of the file's size, not a read's limit
+            payload = f.readall() if limit is None or st.st_size <= limit else b''
+        except OSError as e:
+            raise error(f"cannot read {what} {path}: {e.strerror}") from None
+    if limit is not None and max(st.st_size, len(payload)) > limit:
+        raise error(f"{what} is over {limit:,} bytes, more than {limit_reason}: {path}")
+    return payload
+
+
 def load_docs(path, reads=None):
     """Read a UTF-8 text file into Docs; universal newlines, as the reference's open().
     `reads`: see Docs."""
+    payload = read_regular(path, 'data file', DataError)
     try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"data path is a directory, not a file: {path}") from None
+        text = payload.decode('utf-8')
     except UnicodeDecodeError as e:
         raise DataError(f"data file is not valid UTF-8: {path} (byte {e.object[e.start]:#04x} "
                         f"at offset {e.start})") from None
-    except OSError as e:
-        raise DataError(f"cannot read data file {path}: {e.strerror}") from None
+    del payload
+    text = text.replace('\r\n', '\n').replace('\r', '\n')     # universal newlines
     docs = Docs(text, reads)
     if not len(docs):
         raise DataError(f"data file has no non-empty lines: {path}")
@@ -172,44 +202,75 @@ def find_data(path=None, fetch=None):
     return cached
 
 
+# The pinned names.txt's size: a download is read up to this and refused past it.
+NAMES_SIZE = 228145
+
+
 def download_names(dest, fetch=None):
     """makemore's names.txt at its pinned commit into `dest`, checked by sha256."""
     url = os.environ.get('MICROGPT_NAMES_URL') or NAMES_URL  # a mirror, checked alike
-    download(url, dest, NAMES_SHA256, fetch=fetch)
+    download(url, dest, NAMES_SHA256, NAMES_SIZE, fetch=fetch)
 
 
-def _urlopen_bytes(url):
+def _urlopen_bytes(url, limit):
+    """At most limit + 1 bytes from `url`; a file:// URL must name a regular file."""
+    import urllib.parse
     import urllib.request  # imported here: it costs memory and start-up time
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == 'file':
+        return read_regular(urllib.request.url2pathname(parts.path), 'file', OSError,
+                            limit=limit, limit_reason="names.txt's size")
     with urllib.request.urlopen(url, timeout=30) as r:
-        return r.read()
+        return r.read(limit + 1)
 
 
-def download(url, dest, sha256, fetch=None):
-    """Fetch `url` into `dest`, atomically, if its sha256 matches; else raise DataError.
+def download(url, dest, sha256, size, fetch=None):
+    """Fetch `url` into `dest`, atomically, if it is `size` bytes and its sha256
+    matches; else raise DataError. Nothing past `size` bytes is read.
 
-    `fetch(url) -> bytes` defaults to urllib; tests inject their own or use file:// URLs.
+    `fetch(url, limit) -> bytes` defaults to urllib; tests inject their own or use
+    file:// URLs.
     """
     fetch = fetch or _urlopen_bytes
     try:
-        payload = fetch(url)
+        payload = fetch(url, size)
     except Exception as e:  # any network failure means the same thing to the user
         raise DataError(f"no data: could not download {url} ({e}); "
                         f"pass --data PATH or set MICROGPT_DATA") from None
+    if len(payload) > size:
+        raise DataError(f"downloaded {url} is over {size:,} bytes, names.txt's size; "
+                        f"pass --data PATH to use a local copy")
     import hashlib  # imported here: OpenSSL costs ~3.5 MB of RSS, and only a download needs it
     got = hashlib.sha256(payload).hexdigest()
     if got != sha256:
         raise DataError(f"downloaded {url} has sha256 {got}, expected {sha256}; "
                         f"pass --data PATH to use a local copy")
-    write_atomic(dest, payload)
+    try:
+        write_atomic(dest, payload)
+    except OSError as e:
+        raise DataError(f"cannot write the downloaded names.txt to {dest}: {e.strerror}; "
+                        f"set XDG_CACHE_HOME to a writable folder, or pass --data PATH") from None
 
 
 def write_atomic(path, payload):
-    """Write bytes to `path` via a temporary file in the same folder and a rename,
-    so a reader sees the old file or the whole new one, never a partial one. (The
-    temporary file is made here, O_EXCL, rather than by tempfile, which imports shutil
-    and its compressors: 1.3 MB of RSS, a third of the lean tier's whole budget.)"""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Write bytes to `path` so that a reader sees the old file or the whole new one,
+    never a partial one: via a temporary file in the same folder and a rename. A
+    symlink stays a symlink: its target gets the write. An existing file that is not a
+    regular file (a device, a FIFO) is written in place, never replaced (write_in_place).
+    Temporary files left by writers that died (SIGKILL mid-write) are removed first.
+    (The temporary file is made here, O_EXCL, rather than by tempfile, which imports
+    shutil and its compressors: 1.3 MB of RSS, a third of the lean tier's whole budget.)"""
+    import stat
+    path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        return write_in_place(path, mode, payload)
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    remove_dead_temps(folder)
     umask = os.umask(0)
     os.umask(umask)
     for attempt in range(100):
@@ -228,3 +289,49 @@ def write_atomic(path, payload):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_in_place(path, mode, payload):
+    """Write to an existing character device or FIFO as it is. A FIFO with no reader is
+    an error, not a wait; anything else that is not a regular file is refused."""
+    import errno
+    import stat
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise OSError(errno.EINVAL, "not a regular file, a character device or a FIFO")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO with no reader") from None
+        raise
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(payload)
+
+
+def remove_dead_temps(folder):
+    """Remove write_atomic's temporary files (.NAME.PID.N.tmp) whose writer is dead."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        parts = name[:-len('.tmp')].rsplit('.', 2) if name.endswith('.tmp') else ()
+        if (len(parts) != 3 or not name.startswith('.') or not parts[1].isdigit()
+                or not parts[2].isdigit() or process_alive(int(parts[1]))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def process_alive(pid):
+    """Whether a process with this pid exists (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):     # no such process (or no such pid)
+        return False
+    except PermissionError:
+        return True
+    return True

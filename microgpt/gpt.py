@@ -332,10 +332,11 @@ def print_step(step, steps, loss):
     print(step_line(step, steps, loss), end='\r')
 
 
-def sample(model, tok, config, prompt=''):
+def sample(model, tok, config, prompt='', samples=None):
     """Sample config.num_samples names, one token at a time through a fresh KV cache.
-    A prompt's characters are fed through the cache first; each name continues it."""
-    samples = []
+    A prompt's characters are fed through the cache first; each name continues it.
+    Each name is appended to `samples` (a new list if None) as it is drawn."""
+    samples = [] if samples is None else samples
     print("\n--- inference (new, hallucinated names) ---")
     feed = [tok.BOS] + [tok.stoi[ch] for ch in prompt]   # fed, not drawn
     for sample_idx in range(config.num_samples):
@@ -355,14 +356,16 @@ def sample(model, tok, config, prompt=''):
     return samples
 
 
-def run(config, docs, Model=ScalarGPT, on_step=None, train=train):
+def run(config, docs, Model=ScalarGPT, on_step=None, train=train, on_trained=None):
     """The reference program: seed, shuffle, tokenize, init, train, sample.
 
     `docs` is a Documents (or the command line's data.Docs); `Model` is a tier's model
     class; `train` the training loop (the twin tiers bring one that makes fewer calls
     into the model, printing the same). Prints exactly what the reference prints;
     returns the losses, the samples and the timings. If on_step stops training early,
-    there is no sampling.
+    there is no sampling. on_trained(result), if given, is called as soon as training
+    ends, before sampling, with the result so far (its samples fill in as they are
+    drawn): the command line saves the trained model there.
     """
     random.seed(config.seed)
     docs.shuffle()
@@ -374,11 +377,15 @@ def run(config, docs, Model=ScalarGPT, on_step=None, train=train):
     t0 = time.perf_counter()
     losses = train(model, docs, tok, config, on_step)
     t1 = time.perf_counter()
-    finished = len(losses) == config.steps
-    samples = sample(model, tok, config) if finished else []
+    result = {'model': model, 'tokenizer': tok, 'losses': losses, 'samples': [],
+              'finished': len(losses) == config.steps, 'train_seconds': t1 - t0}
+    if on_trained is not None:
+        on_trained(result)
     t2 = time.perf_counter()
-    return {'model': model, 'tokenizer': tok, 'losses': losses, 'samples': samples,
-            'finished': finished, 'train_seconds': t1 - t0, 'sample_seconds': t2 - t1}
+    if result['finished']:
+        sample(model, tok, config, samples=result['samples'])
+    result['sample_seconds'] = time.perf_counter() - t2
+    return result
 
 
 # ---------------------------------------------------------------------------------------

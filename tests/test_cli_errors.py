@@ -85,7 +85,7 @@ def test_non_utf8_data_file(tmp_path):
 
 
 def test_data_path_is_a_directory(tmp_path):
-    check_error(['--data', tmp_path], 'data path is a directory')
+    check_error(['--data', tmp_path], 'data file is a directory')
 
 
 def test_json_into_missing_folder(data_path, tmp_path):

@@ -124,22 +124,24 @@ def test_download_from_file_url_into_the_cache(tmp_path, monkeypatch):
 def test_download_sha256_mismatch_writes_nothing(tmp_path):
     dest = tmp_path / 'cache' / 'names.txt'
     with pytest.raises(DataError, match='has sha256 .*, expected 0a30b555'):
-        download('https://example.invalid/names.txt', dest, data.NAMES_SHA256,
-                 fetch=lambda url: b'not the names\n')
+        download('https://example.invalid/names.txt', dest, data.NAMES_SHA256, data.NAMES_SIZE,
+                 fetch=lambda url, limit: b'not the names\n')
     assert not dest.exists()
 
 
 def test_download_network_failure_names_the_flag(tmp_path):
-    def offline(url):
+    def offline(url, limit):
         raise OSError('Network is unreachable')
     with pytest.raises(DataError, match=r'Network is unreachable.*--data PATH'):
-        download(data.NAMES_URL, tmp_path / 'names.txt', data.NAMES_SHA256, fetch=offline)
+        download(data.NAMES_URL, tmp_path / 'names.txt', data.NAMES_SHA256, data.NAMES_SIZE,
+                 fetch=offline)
 
 
 def test_download_of_the_real_file_checks_out(tmp_path, data_path):
     # The pinned checksum is the reference file's: an injected fetcher serves our copy.
     dest = tmp_path / 'names.txt'
-    download(data.NAMES_URL, dest, data.NAMES_SHA256, fetch=lambda url: data_path.read_bytes())
+    download(data.NAMES_URL, dest, data.NAMES_SHA256, data.NAMES_SIZE,
+             fetch=lambda url, limit: data_path.read_bytes())
     assert dest.read_bytes() == data_path.read_bytes()
 
 
