@@ -1,6 +1,9 @@
 """The cuda tier: the twin model (microgpt/twin) on numba.cuda kernels (gpu/kernels.py).
 Parameters, gradients, Adam's moments and activations live on the device; a training
 step moves the token ids in and the loss out, sampling one row of probabilities out."""
+import functools
+import os
+
 from numba import cuda
 
 from microgpt.twin import TwinGPT
@@ -13,6 +16,19 @@ if not cuda.is_available():
 
 
 class CudaGPT(TwinGPT):
+    precisions = tuple(PRECISIONS)
+    cannot_time = ("numba's CUDA simulator stands in for a GPU here: nothing to time"
+                   if os.environ.get('NUMBA_ENABLE_CUDASIM') == '1' else None)
+
+    @classmethod
+    def for_command_line(cls, precision):
+        return functools.partial(cls, precision=precision)
+
+    @classmethod
+    def needed_bytes(cls, config, vocab_size):
+        """None: the arrays live on the GPU, not in this machine's memory."""
+        return None
+
     def __init__(self, config, vocab_size, precision='fp64'):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")

@@ -8,6 +8,7 @@ floats, bit for bit, on the same arrays, so when the compiled model is ready the
 carries on with it, and its output is the same either way.
 """
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -114,6 +115,16 @@ def compile_in_background():
 
 class JitGPT(TwinGPT):
     kernels = kernels
+
+    @classmethod
+    def for_command_line(cls, precision):
+        """On a cold cache, compile in the background (wait=False)."""
+        return functools.partial(cls, wait=False)
+
+    @staticmethod
+    def transient_floats(config, vocab_size):
+        """A transposed weight per product."""
+        return 4 * config.n_embd * config.n_embd
 
     def bind_model(self):
         with model_cache_dir():

@@ -140,20 +140,16 @@ class Command:
         return '\n'.join(lines)
 
 
-PRECISIONS = ('fp64', 'fp32', 'tc')
-TWIN_TIERS = ('numpy', 'jit', 'cuda')     # they train many steps a call (twin.train)
-
-
 def tier_option():
     return Option('--tier', metavar='TIER',
                   help='implementation to run (default: the fastest installed)')
 
 
 def precision_option():
-    return Option('--precision', default='fp64', choices=PRECISIONS,
-                  metavar='{' + ','.join(PRECISIONS) + '}',
-                  help="the cuda tier's arithmetic: fp64 (exact like the other tiers), fp32, "
-                  "or tc (float16 GEMM operands, float32 accumulation)")
+    return Option('--precision', default='fp64', metavar='P',
+                  help="the arithmetic, where a tier offers more than fp64: the cuda tier's "
+                  "fp64 (exact like the other tiers), fp32, or tc (float16 GEMM operands, "
+                  "float32 accumulation)")
 
 
 def train_command():
@@ -283,25 +279,19 @@ def write_output(flag, path, payload):
 
 
 def pick_tier(name, precision):
-    """(tier name, model class); --precision other than fp64 is the cuda tier's alone."""
-    from functools import partial
-    tier, Model = tiers.default() if name is None else (name, tiers.load(name))
-    if tier == 'cuda':
-        return tier, partial(Model, precision=precision)
-    if tier == 'jit':                         # a cold cache compiles in the background
-        Model = partial(Model, wait=False)
-    if precision != 'fp64':
-        raise UsageError(f"--precision {precision} is for --tier cuda (tier {tier} is fp64)")
-    return tier, Model
+    """(tiers.Tier, the model class as the command line builds it)."""
+    tier = tiers.get(name)
+    if precision not in tier.precisions:
+        raise UsageError(f"--precision {precision}: tier {tier.name} offers "
+                         f"{', '.join(tier.precisions)}")
+    return tier, tier.for_command_line(precision)
 
 
 def check_memory(tier, config, vocab_size):
-    """Refuse, before any work, a config that does not fit in this machine's memory
-    (the cuda tier's arrays live on the GPU: not checked here)."""
-    if tier != 'cuda':
-        problem = check_fits(tier, config, vocab_size)
-        if problem:
-            raise UsageError(problem)
+    """Refuse, before any work, a config that does not fit in this machine's memory."""
+    problem = check_fits(tier.name, config, vocab_size)
+    if problem:
+        raise UsageError(problem)
 
 
 class Progress:
@@ -497,14 +487,11 @@ def train_main(argv):
     docs = load_docs(path, reads=config.steps * config.batch_size)
     vocab_size = len(docs.chars()) + 1
     check_memory(tier, config, vocab_size)
-    label = f"{tier} ({args.precision})" if tier == 'cuda' else tier
+    label = tier.name if len(tier.precisions) == 1 else f"{tier.name} ({args.precision})"
     print(f"{PROG}: tier {label}, data {path}", file=sys.stderr)
     announce_setup(config, vocab_size)
 
     from . import gpt
-    loop = gpt.train
-    if tier in TWIN_TIERS:
-        from .twin import train as loop
     progress = Progress(config.steps)
     on_step = watch_losses(progress)
     trained = {}                  # gpt.run's result, from the end of training on
@@ -531,7 +518,8 @@ def train_main(argv):
     try:
         with run_stdout(lambda error: progress.request_stop(None)) as out:
             try:
-                gpt.run(config, docs, Model, on_step=on_step, train=loop, on_trained=on_trained)
+                gpt.run(config, docs, Model, on_step=on_step, train=tier.training_loop,
+                        on_trained=on_trained)
             except Exception as e:
                 if 'result' in trained:       # sampling failed, or a signal stopped it
                     failure = e
@@ -564,7 +552,7 @@ def finish_training(args, config, tier, trained, progress, failure, stdout_error
     if args.json:
         import json
         report = {
-            'tier': tier,
+            'tier': tier.name,
             'precision': args.precision,
             'config': dict(config.asdict(), vocab_size=result['tokenizer'].vocab_size,
                            num_params=result['model'].num_params, num_docs=data[1],
@@ -597,7 +585,7 @@ def finish_training(args, config, tier, trained, progress, failure, stdout_error
               f"({type(failure).__name__}: {failure}){saved}", file=sys.stderr)
         return 1
     steps_per_s = steps_done / result['train_seconds']
-    print(f"{PROG}: tier {tier_label(tier, result['model'])} | train "
+    print(f"{PROG}: tier {tier_label(tier.name, result['model'])} | train "
           f"{result['train_seconds']:.2f} s, {steps_per_s:.1f} steps/s, "
           f"{1e6 / steps_per_s:.0f} us/step | sample {result['sample_seconds']:.2f} s | "
           f"peak RSS {rss:.1f} MB", file=sys.stderr)
@@ -634,7 +622,7 @@ def sample_main(argv):
         raise UsageError(f"--prompt must be shorter than block_size ({config.block_size})")
     tier, Model = pick_tier(args.tier, args.precision)
     check_memory(tier, config, tok.vocab_size)
-    print(f"{PROG}: tier {tier}, checkpoint {args.load}", file=sys.stderr)
+    print(f"{PROG}: tier {tier.name}, checkpoint {args.load}", file=sys.stderr)
     model = Model(config, tok.vocab_size)
     model.load_params(params)
     random.seed(config.seed)

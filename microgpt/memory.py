@@ -47,48 +47,18 @@ def available_bytes():
     return min(found) if found else None
 
 
-# Measured here with tracemalloc (Python 3.11, at n_embd 16-32, block_size 16-32): the
-# scalar tier holds ~125 bytes per parameter (a Value and its float) and, while a step's
-# graph lives, ~600 bytes per multiply-add of its forward pass (the Values of both
-# operands' products and sums, their tuples of children and local gradients); lean ~80
-# bytes per parameter (weights, their transposes, gradients, Adam's moments, as lists of
-# floats) and ~2,500 bytes per position and unit of width (its tape's saved vectors).
-SCALAR_PER_PARAM, SCALAR_PER_MAC = 130, 650
-LEAN_PER_PARAM, LEAN_PER_POSITION_WIDTH = 130, 2500
-
-
 def needed_bytes(tier, config, vocab_size):
-    """About how much memory training `config` takes on `tier`, in bytes, computed
-    from the shapes: exactly the arrays' sizes for the twin tiers (numpy, jit; cuda's
-    host side is jit's), the estimates above for scalar and lean."""
-    V, T, C, L = vocab_size, config.block_size, config.n_embd, config.n_layer
-    B, H = config.batch_size, config.n_head
-    params = (2 * V + T) * C + 12 * L * C * C
-    positions = B * T                        # at most: every document a full block
-    if tier == 'scalar':
-        macs = positions * (12 * L * C * C + V * C + L * T * C)
-        return SCALAR_PER_PARAM * params + SCALAR_PER_MAC * macs
-    if tier == 'lean':
-        return LEAN_PER_PARAM * params + LEAN_PER_POSITION_WIDTH * positions * (L * C + V)
-    from types import SimpleNamespace
-
-    from .twin.model import acts_size
-    hp = SimpleNamespace(vocab_size=V, block_size=T, n_embd=C, n_head=H, n_layer=L)
-    R = positions                            # the twin's workspace rows
-    orders = 11 * C + V + R + 5 * R                          # int64: Orders and a Batch
-    floats = 4 * params + 2 * acts_size(hp, R) + orders      # params, grads, m, v; acts, dacts
-    if tier == 'numpy':   # its transients: the products it sums in order, a block at a time
-        from .twin.numpy_kernels import BLOCK
-        floats += 2 * BLOCK + 8 * R * T * C                  # (and attention's key windows)
-    else:                 # jit: a transposed weight per product
-        floats += 4 * C * C
-    return 8 * floats
+    """About how much memory training `config` takes on `tier`, in bytes: the tier's
+    own estimate (its model class's needed_bytes), None where this machine's memory is
+    not what bounds it (the cuda tier's arrays live on the GPU)."""
+    from .tiers import load
+    return load(tier).needed_bytes(config, vocab_size)
 
 
 def check_fits(tier, config, vocab_size):
     """None if the run fits in the memory available here; else why not, in one line."""
     need, have = needed_bytes(tier, config, vocab_size), available_bytes()
-    if have is None or need <= have:
+    if need is None or have is None or need <= have:
         return None
     gib = 2 ** 30
     return (f"this config needs about {need / gib:.1f} GiB of memory on tier {tier}, and "

@@ -62,6 +62,7 @@ def test_memory_estimates_follow_the_shapes():
     model = NumpyGPT(config, 27)          # the twin's arrays, counted exactly
     arrays = sum(a.nbytes for a in (*model.flat, *model.orders, *model.batch))
     assert arrays <= needed_bytes('jit', config, 27) <= arrays + 8 * 4 * 32 * 32
+    assert needed_bytes('cuda', config, 27) is None   # on the GPU: not this machine's memory
     for tier in ('scalar', 'lean', 'numpy', 'jit'):   # more of everything needs more
         small = needed_bytes(tier, config, 27)
         for bigger in (dict(n_embd=64), dict(n_layer=3), dict(block_size=32), dict(batch_size=4)):
@@ -151,11 +152,11 @@ def test_offline_with_no_data_names_the_flag(tmp_path):
     assert not (tmp_path / 'cache' / 'microgpt' / 'names.txt').exists()
 
 
-def test_precision_is_for_the_cuda_tier(data_path):
+def test_precision_is_one_the_tier_offers(data_path):
     check_error(['--data', data_path, '--tier', 'lean', '--precision', 'tc'],
-                '--precision tc is for --tier cuda (tier lean is fp64)')
-    check_error(['--data', data_path, '--precision', 'fp16'],
-                "argument --precision: invalid choice: 'fp16'")
+                '--precision tc: tier lean offers fp64')
+    check_error(['--data', data_path, '--tier', 'cuda', '--precision', 'fp16'],
+                '--precision fp16: tier cuda offers fp64, fp32, tc')
 
 
 def test_sample_needs_a_checkpoint():

@@ -3,6 +3,7 @@ supply faster kernels for the very same model (see model.py)."""
 import random
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -18,6 +19,31 @@ class TwinGPT:
     gpt.ScalarGPT: train_step(batch, step) -> loss, new_cache(), next_probs(...)."""
 
     kernels = numpy_kernels
+
+    @staticmethod
+    def training_loop(model, docs, tok, config, on_step=None):
+        """gpt.train's interface: many steps a call into the model (train, below)."""
+        return train(model, docs, tok, config, on_step)
+
+    @classmethod
+    def needed_bytes(cls, config, vocab_size):
+        """The memory a run takes: the twin's arrays counted exactly from the shapes
+        (parameters, gradients and Adam's moments; activations and their gradients;
+        Orders and a Batch, int64), and the backend's transients (transient_floats)."""
+        V, T, C, L = vocab_size, config.block_size, config.n_embd, config.n_layer
+        hp = types.SimpleNamespace(vocab_size=V, block_size=T, n_embd=C,
+                                   n_head=config.n_head, n_layer=L)
+        R = config.batch_size * T                # the workspace's rows
+        orders = 11 * C + V + R + 5 * R
+        floats = 4 * params_size(hp) + 2 * acts_size(hp, R) + orders
+        return 8 * (floats + cls.transient_floats(config, vocab_size))
+
+    @staticmethod
+    def transient_floats(config, vocab_size):
+        """numpy's: the products' terms it sums in order, a block at a time, and
+        attention's key windows."""
+        R, T, C = config.batch_size * config.block_size, config.block_size, config.n_embd
+        return 2 * numpy_kernels.BLOCK + 8 * R * T * C
 
     def __init__(self, config, vocab_size):
         self.config = config
