@@ -30,7 +30,7 @@ import numpy as np
 
 from ..orders import qkv_orders, rows_last_first
 
-K = None  # the backend's kernels; each bound copy of this module's functions has its own
+K = None  # the backend's kernels (interface.KERNELS); each bound copy has its own
 prange = range  # the loop over parts that may run at once; bind() may give a parallel one
 
 # Scalars: the sizes, and constants computed in Python exactly as the reference does.
@@ -87,6 +87,20 @@ Acts = namedtuple('Acts', [
 ])
 
 
+def model_function(f):
+    """Mark f as a model function: bind() copies it for a backend (MODEL_FUNCTIONS)."""
+    f.model_function = 'serial'
+    return f
+
+
+def parallel_model_function(f):
+    """Mark f as a model function with a loop over `prange`, whose parts a backend's
+    threads may run at once (PARALLEL_FUNCTIONS)."""
+    f.model_function = 'parallel'
+    return f
+
+
+@model_function
 def take(flat, offset, shape):
     """The view of flat[offset:] with this shape, and the offset just past it."""
     size = 1
@@ -95,6 +109,7 @@ def take(flat, offset, shape):
     return flat[offset:offset + size].reshape(shape), offset + size
 
 
+@model_function
 def params_view(flat, hp):
     V, T, C, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_layer
     wte, o = take(flat, 0, (V, C))
@@ -112,6 +127,7 @@ def params_size(hp):
     return (2 * V + T) * C + L * 12 * C * C
 
 
+@model_function
 def acts_view(flat, hp, R):
     """The activations of R rows, as views of `flat`."""
     V, T, C, H, L = hp.vocab_size, hp.block_size, hp.n_embd, hp.n_head, hp.n_layer
@@ -147,6 +163,7 @@ def acts_size(hp, R):
             + 2 * R + 1)
 
 
+@model_function
 def forward(P, A, tokens, pos, a, n, hp):
     """Logits for rows a .. a+n-1, whose input token ids are `tokens` (n,) and whose
     positions in their documents are `pos` (n,).
@@ -188,6 +205,7 @@ def backward_orders(hp):
                   same=np.zeros(hp.batch_size * hp.block_size, dtype=np.int64))
 
 
+@model_function
 def lm_head_backward_input(dinp, dlogits, w, targets, dtargets, orders, same):
     """lm_head's input gradient: the vocabulary's rows last to first, but the target's
     last (orders.lm_head_order), with one order for every row, not one per target (a
@@ -200,6 +218,7 @@ def lm_head_backward_input(dinp, dlogits, w, targets, dtargets, orders, same):
     K.target_logit_backward(dinp, dlogits, w, targets, dtargets)
 
 
+@model_function
 def backward_rows(P, A, dA, batch, a, b, hp, orders):
     """The activations' gradients of rows a..b-1, whole documents, accumulated into dA,
     each node's contributions added in the scalar graph's order (backward_orders). No
@@ -239,11 +258,13 @@ def backward_rows(P, A, dA, batch, a, b, hp, orders):
     K.rmsnorm_backward(dA.emb[a:b], dA.x0[a:b], A.emb[a:b], A.rstd0[a:b], hp.inv_C, hp.rms_eps)
 
 
+@model_function
 def part_rows(size, part, parts):
     """Part `part` of `parts` near-equal ranges of range(size): (start, stop)."""
     return part * size // parts, (part + 1) * size // parts
 
 
+@model_function
 def backward_weights(G, A, dA, batch, n, hp, part, parts):
     """The parameters' gradients over rows 0..n-1, whose activations' gradients are
     complete, accumulated into G: part `part` of `parts`, a range of each weight's rows
@@ -265,6 +286,7 @@ def backward_weights(G, A, dA, batch, n, hp, part, parts):
         K.encoder_backward(G.wte, G.wpe, dA.emb[:n], batch.tokens[:n], batch.pos[:n])
 
 
+@model_function
 def zero_activation_grads(dA, a, b, hp):
     """Zero the activation gradients backward_rows() accumulates into, in rows a..b-1:
     of a batch's workspace of R rows, a step uses n (fewer when its documents are
@@ -285,6 +307,7 @@ def zero_activation_grads(dA, a, b, hp):
     K.zero(dA.logits[a:b])
 
 
+@model_function
 def step_rows(P, A, dA, batch, a, b, hp, orders):
     """Rows a..b-1 of a training step, whole documents: the forward, the softmax and the
     activations' gradients, all of which stay within a document."""
@@ -294,6 +317,7 @@ def step_rows(P, A, dA, batch, a, b, hp, orders):
     backward_rows(P, A, dA, batch, a, b, hp, orders)
 
 
+@model_function
 def adam_update(flat, adam, a, b):
     """Adam's update of parameters a..b-1."""
     K.adam_update(flat.params[a:b], flat.grads[a:b], flat.m[a:b], flat.v[a:b], adam.lr,
@@ -301,6 +325,7 @@ def adam_update(flat, adam, a, b):
                   adam.bias1, adam.bias2, adam.eps)
 
 
+@model_function
 def part_bounds(ndoc, n, parts):
     """Rows 0..n-1, documents of ndoc[t] rows each (row t's document), in `parts` parts
     of whole documents, near-equal in rows: bounds (parts+1,), part p the rows
@@ -325,6 +350,7 @@ def part_bounds(ndoc, n, parts):
     return bounds
 
 
+@parallel_model_function
 def rows_in_parts(P, A, dA, batch, n, parts, hp, orders):
     """step_rows() in `parts` parts of whole documents (part_bounds), at once."""
     bounds = part_bounds(batch.ndoc, n, parts)
@@ -332,12 +358,14 @@ def rows_in_parts(P, A, dA, batch, n, parts, hp, orders):
         step_rows(P, A, dA, batch, bounds[p], bounds[p + 1], hp, orders)
 
 
+@parallel_model_function
 def weights_in_parts(G, A, dA, batch, n, hp, parts):
     """backward_weights() in `parts` parts at once."""
     for p in prange(parts):
         backward_weights(G, A, dA, batch, n, hp, p, parts)
 
 
+@parallel_model_function
 def adam_in_parts(flat, adam, parts):
     """Adam's update in `parts` ranges of the parameters at once."""
     for p in prange(parts):
@@ -345,6 +373,7 @@ def adam_in_parts(flat, adam, parts):
         adam_update(flat, adam, a, b)
 
 
+@model_function
 def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     """One training step on a batch of documents, packed into n rows (Batch): forward,
     backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
@@ -379,6 +408,7 @@ def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     return A.loss[0]
 
 
+@model_function
 def train_steps(flat, batch, tokens, lengths, schedule, hp, adam, orders, losses):
     """Training steps one after another, in one call: step s trains on the documents
     tokens[s] (S,B,T+1), the first lengths[s, b]+1 ids of document b, packed into
@@ -394,6 +424,7 @@ def train_steps(flat, batch, tokens, lengths, schedule, hp, adam, orders, losses
         losses[s] = train_step(flat, P, G, A, dA, batch, n, hp, step, orders)
 
 
+@model_function
 def sample_step(params, acts, token, pos, hp, inv_temperature):
     """Next-token probabilities after `token` (1,) at position pos[0] (pos (1,)), into
     that row's probs in the activations (block_size rows: one document); their k and v
@@ -404,12 +435,12 @@ def sample_step(params, acts, token, pos, hp, inv_temperature):
     K.softmax_forward(A.probs[p:p + 1], A.exps[p:p + 1], A.logits[p:p + 1], inv_temperature)
 
 
-MODEL_FUNCTIONS = ('take', 'params_view', 'acts_view', 'forward', 'lm_head_backward_input',
-                   'backward_rows', 'part_rows', 'backward_weights', 'zero_activation_grads', 'step_rows',
-                   'adam_update', 'part_bounds', 'rows_in_parts', 'weights_in_parts',
-                   'adam_in_parts', 'train_step', 'train_steps', 'sample_step')
-# Those with a loop over `prange`: a backend's threads run their parts.
-PARALLEL_FUNCTIONS = ('rows_in_parts', 'weights_in_parts', 'adam_in_parts')
+# The functions bind() copies, marked above (@model_function); those with a loop over
+# `prange`, whose parts a backend's threads run (@parallel_model_function).
+MODEL_FUNCTIONS = tuple(name for name, f in list(globals().items())
+                        if getattr(f, 'model_function', None))
+PARALLEL_FUNCTIONS = tuple(name for name in MODEL_FUNCTIONS
+                           if globals()[name].model_function == 'parallel')
 
 
 def bind(kernels, wrap=None, wrap_parallel=None):
