@@ -22,6 +22,8 @@ import numpy as np
 
 from microgpt.twin import TwinGPT, model, numpy_kernels
 
+from . import tuning
+
 # The files the compiled model is made of (see cache_folder).
 SOURCES = (model.__file__,) + tuple(os.path.join(os.path.dirname(__file__), name)
                                     for name in ('kernels.py', 'exact.py', 'tuning.py'))
@@ -135,6 +137,7 @@ class JitGPT(TwinGPT):
         kernels until the compiled model is ready (see the module's docstring); where
         the cache cannot be written, run on numpy's kernels throughout, and say why."""
         super().__init__(config, vocab_size)
+        self.threads = ThreadChoice()
         self.numpy_steps = self.steps = 0     # steps trained on numpy's kernels, and in all
         if wait or is_compiled():
             self.load()
@@ -217,4 +220,50 @@ class JitGPT(TwinGPT):
         self.steps += len(tokens)
         if getattr(self, 'compiled', None) is not None:
             self.numpy_steps += len(tokens)
+        numba.set_num_threads(self.threads.next())
         return super().train_steps(tokens, lengths, first_step)
+
+
+class ThreadChoice:
+    """How many of numba's threads a run trains on: as many as there are cores that
+    other processes leave free. On an idle machine that is all of them; on a busy one, a
+    parallel region waits for its slowest thread, which shares a core with another
+    process, and threads that spin while they wait take the cores from it: steps ran up
+    to 40 times slower than on one thread. So before each chunk of steps the run reads
+    how busy the machine was since the last look (at least tuning.THREAD_WINDOW
+    seconds): all CPU time spent, less this process's own (/proc/stat and os.times; a
+    VM's stolen time counts as spent), and trains on the cores left, one at least. No
+    float depends on the thread count (tested). Where /proc/stat cannot be read, all of
+    numba's threads."""
+
+    def __init__(self, most=None, sample=None):
+        self.most = numba.config.NUMBA_NUM_THREADS if most is None else most
+        self.sample = cpu_sample if sample is None else sample
+        self.current = self.most
+        self.mark = self.sample() if self.most > 1 else None
+
+    def next(self):
+        """The thread count for the next chunk of steps."""
+        now = self.mark and self.sample()
+        if now and now[0] - self.mark[0] >= tuning.THREAD_WINDOW:
+            wall, spent, own = (b - a for a, b in zip(self.mark, now))
+            others = (spent - own) / wall              # cores kept busy by others
+            free = (os.cpu_count() or 1) - others
+            self.current = max(1, min(self.most, int(free + 0.5)))
+            self.mark = now
+        return self.current
+
+
+def cpu_sample():
+    """(wall seconds, CPU seconds spent by every process, this process's own), or None
+    where /proc/stat cannot be read."""
+    try:
+        with open('/proc/stat') as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    # cpu: user nice system idle iowait irq softirq steal (guest time is within user)
+    user, nice, system, _, _, irq, softirq, steal = (int(x) for x in fields[1:9])
+    own = os.times()
+    return (time.monotonic(), (user + nice + system + irq + softirq + steal)
+            / os.sysconf('SC_CLK_TCK'), own.user + own.system)

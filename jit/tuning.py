@@ -43,3 +43,9 @@ ADAM_SLICE = 2 ** 16
 # figures, batch 4 to 24, one thread against two).
 STEP_PARTS = 2
 PART_MIN_ROWS = 16
+
+# Threads on a busy machine (jit.ThreadChoice): how busy other processes keep the
+# cores is read over at least THREAD_WINDOW seconds before a chunk of steps. /proc/stat
+# counts in ticks of 10 ms, so 0.1 s reads each core's share to about a tenth; a run's
+# set-up (the cached model's load, 0.2 s) is its first window.
+THREAD_WINDOW = 0.1

@@ -350,3 +350,22 @@ def test_the_compile_lock_dies_with_its_holder(tmp_path, monkeypatch):
     holder.wait()
     with jit.compile_lock(wait=False) as held:
         assert held is True                       # its lock went with it
+
+
+def test_threads_are_the_cores_other_processes_leave_free(monkeypatch):
+    """jit.ThreadChoice: all CPU time spent less this process's own, over a window, is
+    what others keep busy; the run trains on the cores left, one at least."""
+    import jit
+    monkeypatch.setattr(jit.os, 'cpu_count', lambda: 2)
+    samples = iter([(0.0, 0.0, 0.0),
+                    (0.05, 0.1, 0.05),    # too short a window: no decision yet
+                    (0.2, 0.4, 0.2),      # others 0.2 s of 0.2: a core busy -> 1
+                    (0.4, 0.6, 0.4),      # others 0 -> 2
+                    (0.6, 0.87, 0.6)])    # others 0.07 s of 0.2: 0.35 of a core -> 2
+    choice = jit.ThreadChoice(most=2, sample=lambda: next(samples))
+    assert [choice.next() for _ in range(4)] == [2, 1, 2, 2]
+    assert jit.ThreadChoice(most=1, sample=lambda: 1 / 0).next() == 1   # never samples
+    unreadable = jit.ThreadChoice(most=2, sample=lambda: None)
+    assert unreadable.next() == 2
+    sample = jit.cpu_sample()                 # this machine's /proc/stat, where there is one
+    assert sample is None or (len(sample) == 3 and sample[1] >= sample[2] >= 0)
