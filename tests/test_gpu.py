@@ -145,7 +145,7 @@ def scalar_tiny(data_path):
 
 
 # fp64 is the twin, bit for bit under the simulator. fp32 and tc round differently from
-# step 0 on; over three steps their losses stay within these (measured: see README).
+# step 0 on; over three steps their losses stay within these (docs/gpu.md).
 PRECISION_RTOL = {'fp64': 0.0, 'fp32': 1e-5, 'tc': 1e-2}
 
 

@@ -74,7 +74,7 @@ def test_lean_step0_gradients_against_the_scalar_model(config_name, docs):
 
 
 # Modules a lean run must not import: each costs its 2.5 MB budget a large share (GNU
-# time's %M, README): argparse 0.45 MB, dataclasses (through inspect) 1.5, hashlib
+# time's %M, docs/lean.md): argparse 0.45 MB, dataclasses (through inspect) 1.5, hashlib
 # (OpenSSL) 3.5, tempfile and shutil (with bz2, lzma and zlib) 1.3; numpy is another tier's.
 HEAVY_MODULES = {'argparse', 'dataclasses', 'inspect', 'hashlib', 'tempfile', 'shutil',
                  'bz2', 'lzma', 'numpy'}

@@ -16,8 +16,8 @@ and then the parameters' gradients, which sum over every row (train_step). Every
 is the scalar graph's (microgpt/gpt.py), bit for bit, whatever the parts: the kernels
 repeat each op and its local gradient, and each gradient receives its contributions in
 the order the scalar graph's backward() delivers them. That order is set out, with its
-reasons, in microgpt/orders.py (backward_orders below); the kernels' docstrings say how each sum follows
-it. Activations live in a workspace of R rows (R = batch_size * block_size when
+reasons, in microgpt/orders.py (backward_orders below); the kernels' docstrings say how
+each sum follows it. Activations live in a workspace of R rows (R = batch_size * block_size when
 training; block_size when sampling), and every row carries its position in its document
 (`pos`), so sampling reuses the very same forward: one row at a time, the k and v rows
 of earlier positions being the KV cache. Shapes: T = block_size, C = n_embd,
