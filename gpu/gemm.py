@@ -38,20 +38,25 @@ def _shapes(C, A, B, trans_a, trans_b):
 
 
 @lru_cache(maxsize=None)
-def _naive_kernel(trans_a, trans_b):
+def _naive_kernel(dtype, trans_a, trans_b):
+    nt = NUMBA_TYPES[np.dtype(dtype)]
+
     @cuda.jit
     def gemm_naive(C, A, B, M, N, K, accumulate):
         i, j = cuda.grid(2)
         if i < M and j < N:
-            acc = C[i, j] * 0    # zero of C's type
+            # The sum in C's type, from zero. Not C[i, j] * 0: without accumulate, C may
+            # be fresh device memory, whose NaNs stay NaN times zero.
+            acc = cuda.local.array(1, nt)
+            acc[0] = 0
             for k in range(K):
                 a = A[k, i] if trans_a else A[i, k]
                 b = B[j, k] if trans_b else B[k, j]
-                acc += a * b
+                acc[0] += a * b
             if accumulate:
-                C[i, j] += acc
+                C[i, j] += acc[0]
             else:
-                C[i, j] = acc
+                C[i, j] = acc[0]
     return gemm_naive
 
 
@@ -182,8 +187,8 @@ def gemm(C, A, B, form='nn', kernel='tiled', accumulate=False, stream=0):
         return C
     if kernel == 'naive':
         b = tuning.NAIVE_BLOCK
-        _naive_kernel(trans_a, trans_b)[(_blocks(M, b), _blocks(N, b)), (b, b), stream](
-            C, A, B, M, N, K, accumulate)
+        _naive_kernel(C.dtype.type, trans_a, trans_b)[
+            (_blocks(M, b), _blocks(N, b)), (b, b), stream](C, A, B, M, N, K, accumulate)
     elif kernel == 'tiled':
         if C.dtype != A.dtype or C.dtype != B.dtype:
             raise TypeError(f"gemm_tiled: one element type for A, B and C, got "

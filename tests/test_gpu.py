@@ -75,6 +75,16 @@ def test_gemm_against_numpy(form, kernel, dtype, M, N, K, monkeypatch):
             assert err.max() > 1e-6
 
 
+@pytest.mark.parametrize('kernel, dtype', list(GEMM_TOL))
+def test_gemm_without_accumulate_never_reads_c(kernel, dtype):
+    """C = A @ B into memory that holds NaNs (fresh device memory may): the result is
+    the product, not NaN (gemm_naive took its zero as C[i, j] * 0)."""
+    A, B = np.ones((3, 5), dtype=dtype), np.ones((5, 4), dtype=dtype)
+    C = cuda.to_device(np.full((3, 4), np.nan, dtype=dtype))
+    G.gemm(C, cuda.to_device(A), cuda.to_device(B), kernel=kernel)
+    assert (C.copy_to_host() == 5).all()
+
+
 def test_gemm_rejects_mismatched_shapes():
     A, B, C = (cuda.to_device(np.ones(s)) for s in [(3, 4), (5, 6), (3, 6)])
     with pytest.raises(ValueError, match=r'op\(A\) 3x4 @ op\(B\) 5x6 does not fit C \(3, 6\)'):
