@@ -20,6 +20,7 @@ import types
 import numba
 import numpy as np
 
+from microgpt.data import cannot_write_in
 from microgpt.twin import TwinGPT, model, numpy_kernels
 
 from . import tuning
@@ -76,14 +77,12 @@ def is_compiled():
 def cache_problem():
     """None if the compiled model's cache folder can be written here; else why not."""
     folder = cache_folder()
-    probe = os.path.join(folder, f'.probe-{os.getpid()}')
     try:
         os.makedirs(folder, exist_ok=True)
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.unlink(probe)
     except OSError as e:
         return f"{folder}: {e.strerror}"
-    return None
+    problem = cannot_write_in(folder)
+    return f"{folder}: {problem}" if problem else None
 
 
 @contextlib.contextmanager

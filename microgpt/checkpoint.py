@@ -6,9 +6,8 @@ round-trips bit for bit. Parameters are stored by name (wte, wpe, lm_head,
 layer{i}.attn_wq, ...), so any tier loads what any tier saved. Written atomically.
 """
 import json
-import math
 
-from .config import ConfigError, GPTConfig, param_shapes
+from .config import ConfigError, GPTConfig, finite, param_shapes
 from .data import read_regular, write_atomic
 
 FORMAT, VERSION = 'microgpt-checkpoint', 1
@@ -34,12 +33,7 @@ def save(path, config, uchars, params, steps_trained=None):
 
 def finite_number(x):
     """A JSON number that is a finite float (an integer too large for one is not)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:
-        return False
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and finite(x)
 
 
 def load(path):

@@ -18,7 +18,7 @@ import time
 
 from . import tiers
 from .config import ConfigError, GPTConfig
-from .data import DataError, find_data, load_docs, write_atomic
+from .data import DataError, cannot_write_in, find_data, load_docs, write_atomic
 from .memory import check_fits, peak_rss_mb
 
 PROG = 'microgpt'
@@ -199,8 +199,16 @@ def check_stdout():
         raise UsageError("stdout is closed; run with stdout open (> /dev/null to discard it)")
 
 
+def stat_or_none(path):
+    """os.stat(path), symlinks followed; None if there is no such file."""
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 def same_file(a, b):
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def check_outputs(outputs, inputs):
@@ -208,12 +216,20 @@ def check_outputs(outputs, inputs):
     outputs: (flag, path) pairs; inputs: (what, path) pairs, the files the run reads.
 
     An output must not be an input (by any name: a symlink, a hard link, another
-    spelling), another output, or this run's stdout or stderr; a folder in its place,
-    a missing parent, or a folder this process cannot create files in is refused
-    (tried for real: os.access says yes to root on a read-only file system). An
-    existing file that is not a regular file must be a character device or a FIFO,
-    which write_atomic writes in place."""
+    spelling), another output, or this run's stdout or stderr when that is a file; a
+    folder in its place, a missing parent, or a folder this process cannot create files
+    in is refused. An existing file that is not a regular file must be a character
+    device or a FIFO, which write_atomic writes in place."""
     import stat
+    input_stats = [(what, path, stat_or_none(path)) for what, path in inputs]
+    stream_stats = []                            # stdout and stderr, where they are files
+    for fd, name in ((1, 'stdout'), (2, 'stderr')):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            stream_stats.append((name, st))
     seen = []
     for flag, path in outputs:
         if not path:
@@ -221,41 +237,28 @@ def check_outputs(outputs, inputs):
         real = os.path.realpath(path)
         if os.path.isdir(real):
             raise UsageError(f"{flag}: {path} is a folder; name a file in it")
-        try:
-            st = os.stat(real)
-        except OSError:
-            st = None
+        st = stat_or_none(real)
         for other, other_real, other_st in seen:
-            if real == other_real or (st and other_st and same_file(st, other_st)):
+            if real == other_real or same_file(st, other_st):
                 raise UsageError(f"{other} and {flag} name the same file")
-        if st is not None:
-            for what, input_path in inputs:
-                try:
-                    if same_file(st, os.stat(input_path)):
-                        raise UsageError(f"{flag}: {path} is {what} ({input_path}); an output "
-                                         f"never replaces an input")
-                except OSError:
-                    pass
-            for fd, name in ((1, 'stdout'), (2, 'stderr')):
-                try:
-                    if stat.S_ISREG(st.st_mode) and same_file(st, os.fstat(fd)):
-                        raise UsageError(f"{flag}: {path} is this run's {name}")
-                except OSError:
-                    pass
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
-                    or stat.S_ISFIFO(st.st_mode)):
-                raise UsageError(f"{flag}: {path} is not a regular file, a character device "
-                                 f"or a FIFO")
         seen.append((flag, real, st))
+        for what, input_path, input_st in input_stats:
+            if same_file(st, input_st):
+                raise UsageError(f"{flag}: {path} is {what} ({input_path}); an output "
+                                 f"never replaces an input")
+        for name, stream_st in stream_stats:
+            if same_file(st, stream_st):
+                raise UsageError(f"{flag}: {path} is this run's {name}")
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)
+                                   or stat.S_ISFIFO(st.st_mode)):
+            raise UsageError(f"{flag}: {path} is not a regular file, a character device "
+                             f"or a FIFO")
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise UsageError(f"{flag}: folder does not exist: {folder}")
-        probe = os.path.join(folder, f'.microgpt-probe-{os.getpid()}')
-        try:
-            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            os.unlink(probe)
-        except OSError as e:
-            raise UsageError(f"{flag}: cannot write in {folder}: {e.strerror}") from None
+        problem = cannot_write_in(folder)
+        if problem:
+            raise UsageError(f"{flag}: cannot write in {folder}: {problem}")
 
 
 def write_output(flag, path, payload):
@@ -464,8 +467,8 @@ def main(argv=None):
 def announce_setup(config, vocab_size):
     """Say so on stderr before drawing a model's weights one random.gauss at a time
     takes long (about a second a million parameters)."""
-    from .config import param_shapes
-    n = sum(rows * cols for _, (rows, cols) in param_shapes(config, vocab_size))
+    from .gpt import param_count
+    n = param_count(config, vocab_size)
     if n >= SETUP_NOTICE_PARAMS:
         print(f"{PROG}: drawing {n:,} parameters (about {n / 1e6:.0f} s)", file=sys.stderr)
 

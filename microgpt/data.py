@@ -252,6 +252,19 @@ def download(url, dest, sha256, size, fetch=None):
                         f"set XDG_CACHE_HOME to a writable folder, or pass --data PATH") from None
 
 
+def cannot_write_in(folder):
+    """None if this process can create files in `folder`; else why not (strerror). Tried
+    for real, with a file made and removed: os.access says yes to root on a read-only
+    file system."""
+    probe = os.path.join(folder, f'.microgpt-probe-{os.getpid()}')
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        return e.strerror
+    return None
+
+
 def write_atomic(path, payload):
     """Write bytes to `path` so that a reader sees the old file or the whole new one,
     never a partial one: via a temporary file in the same folder and a rename. A

@@ -143,6 +143,11 @@ def param_shapes(config, vocab_size):
     return shapes
 
 
+def param_count(config, vocab_size):
+    """How many parameters param_shapes() makes: 4,192 at the reference's config."""
+    return sum(rows * cols for _, (rows, cols) in param_shapes(config, vocab_size))
+
+
 def init_state_dict(config, vocab_size):
     """{name: matrix}, a matrix being a list of rows of Values: wte (V,C), wpe (T,C),
     lm_head (V,C), and per layer attn_wq/wk/wv/wo (C,C), mlp_fc1 (4C,C), mlp_fc2 (C,4C)."""
@@ -259,9 +264,8 @@ class ScalarGPT:
         the sums, their tuples of children and local gradients). Measured with
         tracemalloc, Python 3.11, widths 16 to 32."""
         V, T, C, L = vocab_size, config.block_size, config.n_embd, config.n_layer
-        params = (2 * V + T) * C + 12 * L * C * C
         macs = config.batch_size * T * (12 * L * C * C + V * C + L * T * C)
-        return 130 * params + 650 * macs
+        return 130 * param_count(config, vocab_size) + 650 * macs
 
     def export_params(self):
         """{name: rows of floats}: what a checkpoint holds (see checkpoint.py)."""

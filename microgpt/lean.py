@@ -34,6 +34,7 @@ from itertools import repeat
 from operator import add, mul
 
 from .config import RMS_EPS, param_shapes
+from .gpt import param_count
 from .orders import qkv_orders, rows_last_first
 
 
@@ -325,9 +326,9 @@ class LeanGPT:
         ~130 bytes a parameter (weights, their columns, gradients, Adam's moments) and
         ~2,500 a position and unit of width (the tape's saved vectors). Measured with
         tracemalloc, Python 3.11, widths 16 to 32, block sizes 16 to 32."""
-        V, T, C, L = vocab_size, config.block_size, config.n_embd, config.n_layer
-        params = (2 * V + T) * C + 12 * L * C * C
-        return 130 * params + 2500 * config.batch_size * T * (L * C + V)
+        positions = config.batch_size * config.block_size
+        return (130 * param_count(config, vocab_size)
+                + 2500 * positions * (config.n_layer * config.n_embd + vocab_size))
 
     def export_params(self):
         return {name: [list(row) for row in w] for name, w in self.state_dict.items()}
