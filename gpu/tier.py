@@ -13,6 +13,9 @@ from .kernels import PRECISIONS, CudaKernels
 if not cuda.is_available():
     raise ImportError("no CUDA GPU here (NUMBA_ENABLE_CUDASIM=1 runs the cuda tier on "
                       "numba's CPU simulator, slowly)")
+if os.environ.get('NUMBA_ENABLE_CUDASIM') != '1' and cuda.implementation != 'NVIDIA':
+    # numba's own CUDA target: deprecated, and fp64 would contract (gpu/nvvm.py)
+    raise ImportError("the cuda tier needs NVIDIA's numba-cuda: pip install -e '.[cuda]'")
 
 
 class CudaGPT(TwinGPT):

@@ -135,9 +135,11 @@ def main(argv=None):
     if not cuda.is_available():
         p.error('no CUDA GPU here (NUMBA_ENABLE_CUDASIM=1 runs the simulator, with bogus times)')
     lib = cublas()
-    device = (cuda.get_current_device().name if hasattr(cuda, 'get_current_device')
-              else 'numba CUDA simulator')
-    device = device.decode() if isinstance(device, bytes) else device
+    if os.environ.get('NUMBA_ENABLE_CUDASIM') == '1':     # its fake device has no name
+        device = 'numba CUDA simulator'
+    else:
+        device = cuda.get_current_device().name
+        device = device.decode() if isinstance(device, bytes) else device
     print(f"device: {device}; cuBLAS via: {lib[0] if lib else 'none installed (CuPy or PyTorch)'}")
     print('| kernel | dtype | M x N x K | ms (median) | TFLOP/s | % of cuBLAS |')
     print('|---|---|---|---:|---:|---:|')
