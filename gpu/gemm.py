@@ -9,9 +9,9 @@ its product form and its tile sizes (gpu/tuning.py), and cached.
   TILE_K slice of op(A) and a TILE_K x TILE_N slice of op(B) in shared memory; each
   thread keeps a THREAD_M x THREAD_N block of C in a cuda.local.array and updates it from
   registers. Edge tiles are padded with zeros, so any shape works. float64 or float32.
-- gemm_tc: the data flow of the tensor cores' WMMA API, in plain numba: operands
-  rounded to float16 as they are staged in shared memory, products accumulated in
-  float32, each warp computing 16 x 16 fragments of C over K-steps of 16.
+- gemm_tc: the tensor cores. Operands are rounded to float16 as they are staged in
+  shared memory; each warp computes a 16 x 16 tile of C as two mma.sync m16n8k16
+  (gpu/mma.py) per K-step of 16, accumulating in float32.
 
 Each output is accumulated over k in increasing order, from zero: in float64, the order
 of the reference's sums (up to the fused multiply-adds the GPU compiler may form).
@@ -22,8 +22,11 @@ import numpy as np
 from numba import cuda
 from numba.core import types
 
-from . import tuning
+from . import mma, tuning
+from .launch import launch
 
+# gemm_tc: a warp's tile of C, two mma.sync m16n8k16 side by side
+WARP_M, WARP_N = mma.M, 2 * mma.N
 FORMS = {'nn': (False, False), 'nt': (False, True), 'tn': (True, False)}
 NUMBA_TYPES = {np.dtype(np.float64): types.float64, np.dtype(np.float32): types.float32}
 
@@ -37,8 +40,22 @@ def _shapes(C, A, B, trans_a, trans_b):
     return M, N, K
 
 
-@lru_cache(maxsize=None)
+def _keyed(factory):
+    """A kernel factory whose kernels carry `key`: the call that builds them again
+    (gpu/launch.py)."""
+    @lru_cache(maxsize=None)
+    def build(*args):
+        made = factory(*args)
+        kernel = made[0] if isinstance(made, tuple) else made
+        kernel.key = (factory.__name__,) + args
+        return made
+    build.__name__ = factory.__name__
+    return build
+
+
+@_keyed
 def _naive_kernel(dtype, trans_a, trans_b):
+    """dtype: a NumPy type's name, 'float64' or 'float32'."""
     nt = NUMBA_TYPES[np.dtype(dtype)]
 
     @cuda.jit
@@ -60,7 +77,7 @@ def _naive_kernel(dtype, trans_a, trans_b):
     return gemm_naive
 
 
-@lru_cache(maxsize=None)
+@_keyed
 def _tiled_kernel(dtype, trans_a, trans_b, tile_m, tile_n, tile_k, thread_m, thread_n):
     nt = NUMBA_TYPES[np.dtype(dtype)]
     threads_x, threads_y = tile_n // thread_n, tile_m // thread_m
@@ -119,36 +136,34 @@ def _tiled_kernel(dtype, trans_a, trans_b, tile_m, tile_n, tile_k, thread_m, thr
     return gemm_tiled, (threads_x, threads_y)
 
 
-@lru_cache(maxsize=None)
-def _tc_kernel(trans_a, trans_b, warps_m, warps_n, frag):
+@_keyed
+def _tc_kernel(trans_a, trans_b, warps_m, warps_n):
     f16, f32 = types.float16, types.float32
-    block_m, block_n = warps_m * frag, warps_n * frag
+    block_m, block_n = warps_m * WARP_M, warps_n * WARP_N
     n_threads = 32 * warps_m * warps_n
-    per_lane = frag * frag // 32                  # outputs of a fragment per lane: 8
-    lanes_per_row = frag // per_lane              # 2 lanes share a fragment row
+    mma_n, mma_k = mma.N, mma.K              # as constants: module attributes are not
 
     @cuda.jit
     def gemm_tc(C, A, B, M, N, K, accumulate):
-        sA = cuda.shared.array((block_m, frag), f16)   # load_matrix_sync, A fragments
-        sB = cuda.shared.array((frag, block_n), f16)   # load_matrix_sync, B fragments
-        acc = cuda.local.array(per_lane, f32)           # this lane's share of the fragment
+        sA = cuda.shared.array((block_m, mma_k), f16)    # op(A) rows x k, float16
+        sB = cuda.shared.array((mma_k, block_n), f16)    # k x op(B) columns, float16
+        acc = cuda.local.array(8, f32)        # this lane's c0..c3 of the warp's 2 mmas
         tid = cuda.threadIdx.x
         warp, lane = tid // 32, tid % 32
-        wm, wn = warp // warps_n, warp % warps_n
-        r = lane // lanes_per_row                        # fragment row of this lane
-        c0 = (lane % lanes_per_row) * per_lane           # its first fragment column
+        g, t = lane // 4, lane % 4            # the fragment layout's groupID, thread in group
+        wr, wc = (warp // warps_n) * WARP_M, (warp % warps_n) * WARP_N
         row0, col0 = cuda.blockIdx.y * block_m, cuda.blockIdx.x * block_n
-        for e in range(per_lane):
+        for e in range(8):
             acc[e] = 0
-        for k0 in range(0, K, frag):
-            for e in range(tid, block_m * frag, n_threads):
-                i, kk = e // frag, e % frag
+        for k0 in range(0, K, mma_k):
+            for e in range(tid, block_m * mma_k, n_threads):
+                i, kk = e // mma_k, e % mma_k
                 gi, gk = row0 + i, k0 + kk
                 if gi < M and gk < K:
                     sA[i, kk] = f16(A[gk, gi] if trans_a else A[gi, gk])
                 else:
                     sA[i, kk] = f16(0)
-            for e in range(tid, frag * block_n, n_threads):
+            for e in range(tid, mma_k * block_n, n_threads):
                 kk, j = e // block_n, e % block_n
                 gk, gj = k0 + kk, col0 + j
                 if gk < K and gj < N:
@@ -156,21 +171,29 @@ def _tc_kernel(trans_a, trans_b, warps_m, warps_n, frag):
                 else:
                     sB[kk, j] = f16(0)
             cuda.syncthreads()
-            # mma_sync: the warp's 16 x 16 x 16 product; float16 products are exact
-            # in float32, and accumulate there
-            for kk in range(frag):
-                a = f32(sA[wm * frag + r, kk])
-                for e in range(per_lane):
-                    acc[e] += a * f32(sB[kk, wn * frag + c0 + e])
+            # the warp's A fragment (16 x 16), then one mma per 8 columns of its tile
+            a0 = mma.pack_f16x2(sA[wr + g, 2 * t], sA[wr + g, 2 * t + 1])
+            a1 = mma.pack_f16x2(sA[wr + g + 8, 2 * t], sA[wr + g + 8, 2 * t + 1])
+            a2 = mma.pack_f16x2(sA[wr + g, 2 * t + 8], sA[wr + g, 2 * t + 9])
+            a3 = mma.pack_f16x2(sA[wr + g + 8, 2 * t + 8], sA[wr + g + 8, 2 * t + 9])
+            for h in range(WARP_N // mma_n):
+                col = wc + h * mma_n + g
+                b0 = mma.pack_f16x2(sB[2 * t, col], sB[2 * t + 1, col])
+                b1 = mma.pack_f16x2(sB[2 * t + 8, col], sB[2 * t + 9, col])
+                d = mma.mma_m16n8k16(a0, a1, a2, a3, b0, b1, acc[4 * h], acc[4 * h + 1],
+                                     acc[4 * h + 2], acc[4 * h + 3])
+                for e in range(4):
+                    acc[4 * h + e] = d[e]
             cuda.syncthreads()
-        gi = row0 + wm * frag + r                        # store_matrix_sync
-        for e in range(per_lane):
-            gj = col0 + wn * frag + c0 + e
-            if gi < M and gj < N:
-                if accumulate:
-                    C[gi, gj] += acc[e]
-                else:
-                    C[gi, gj] = acc[e]
+        for h in range(WARP_N // mma_n):      # the outputs' layout: c0..c3 per mma
+            for e in range(4):
+                gi = row0 + wr + g + 8 * (e // 2)
+                gj = col0 + wc + h * mma_n + 2 * t + e % 2
+                if gi < M and gj < N:
+                    if accumulate:
+                        C[gi, gj] += acc[4 * h + e]
+                    else:
+                        C[gi, gj] = acc[4 * h + e]
     return gemm_tc, n_threads, (block_m, block_n)
 
 
@@ -187,23 +210,23 @@ def gemm(C, A, B, form='nn', kernel='tiled', accumulate=False, stream=0):
         return C
     if kernel == 'naive':
         b = tuning.NAIVE_BLOCK
-        _naive_kernel(C.dtype.type, trans_a, trans_b)[
-            (_blocks(M, b), _blocks(N, b)), (b, b), stream](C, A, B, M, N, K, accumulate)
+        launch(_naive_kernel(C.dtype.name, trans_a, trans_b), (_blocks(M, b), _blocks(N, b)),
+               (b, b), C, A, B, M, N, K, accumulate, stream=stream)
     elif kernel == 'tiled':
         if C.dtype != A.dtype or C.dtype != B.dtype:
             raise TypeError(f"gemm_tiled: one element type for A, B and C, got "
                             f"{A.dtype}, {B.dtype}, {C.dtype}")
         t = tuning
-        k, threads = _tiled_kernel(C.dtype.type, trans_a, trans_b, t.TILE_M, t.TILE_N,
+        k, threads = _tiled_kernel(C.dtype.name, trans_a, trans_b, t.TILE_M, t.TILE_N,
                                    t.TILE_K, t.THREAD_M, t.THREAD_N)
-        k[(_blocks(N, t.TILE_N), _blocks(M, t.TILE_M)), threads, stream](
-            C, A, B, M, N, K, accumulate)
+        launch(k, (_blocks(N, t.TILE_N), _blocks(M, t.TILE_M)), threads,
+               C, A, B, M, N, K, accumulate, stream=stream)
     elif kernel == 'tc':
         if C.dtype != np.float32:
             raise TypeError(f"gemm_tc accumulates in float32; C is {C.dtype}")
-        k, threads, (bm, bn) = _tc_kernel(trans_a, trans_b, tuning.WARPS_M, tuning.WARPS_N,
-                                          tuning.FRAGMENT)
-        k[(_blocks(N, bn), _blocks(M, bm)), threads, stream](C, A, B, M, N, K, accumulate)
+        k, threads, (bm, bn) = _tc_kernel(trans_a, trans_b, tuning.WARPS_M, tuning.WARPS_N)
+        launch(k, (_blocks(N, bn), _blocks(M, bm)), threads, C, A, B, M, N, K, accumulate,
+               stream=stream)
     else:
         raise ValueError(f"gemm: unknown kernel {kernel!r}: naive, tiled or tc")
     return C

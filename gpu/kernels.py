@@ -8,9 +8,12 @@ at most 4*n_embd wide). Every kernel is written so that no two threads write the
 element, so none needs atomics and every result is deterministic. In fp64 every sum
 keeps the scalar graph's order, as numpy_kernels.py sets out, and every `**` is
 math.pow: under numba's simulator (where math.pow, math.exp and math.log are the
-host's libm) the tier is bit-identical to the reference. On a GPU, exp, log and pow
-come from CUDA's libdevice, whose last bits differ from glibc's (docs/gpu.md). Each CudaKernels method checks nothing the model has not already
-shaped; it picks the launch size (gpu/tuning.py) and launches.
+host's libm) the tier is bit-identical to the reference. On a GPU the fp64 kernels are
+compiled without FMA contraction (gpu/nvvm.py), but exp, log and pow come from CUDA's
+libdevice, whose last bits differ from glibc's (docs/gpu.md). Literals are written in
+the arrays' type (`f = x.dtype.type`), so fp32 kernels compute in float32 only. Each
+CudaKernels method checks nothing the model has not already shaped; it picks the launch
+size (gpu/tuning.py) and launches.
 """
 import math
 
@@ -19,6 +22,7 @@ from numba import cuda
 
 from . import tuning
 from .gemm import gemm
+from .launch import launch
 
 
 def _blocks(n):
@@ -71,11 +75,12 @@ def encoder_backward_kernel(dwte, dwpe, dout, tokens, pos):
 def rmsnorm_forward_kernel(out, rstd, inp, inv_C, eps):
     t = cuda.grid(1)
     n, C = inp.shape
+    f = inp.dtype.type
     if t < n:
-        ms = 0.0
+        ms = f(0)
         for c in range(C):
             ms += inp[t, c] * inp[t, c]
-        s = math.pow(ms * inv_C + eps, -0.5)
+        s = math.pow(ms * inv_C + eps, f(-0.5))
         rstd[t] = s
         for c in range(C):
             out[t, c] = inp[t, c] * s
@@ -85,15 +90,16 @@ def rmsnorm_forward_kernel(out, rstd, inp, inv_C, eps):
 def rmsnorm_backward_kernel(dinp, dout, inp, rstd, inv_C, eps):
     t = cuda.grid(1)
     n, C = inp.shape
+    f = inp.dtype.type
     if t < n:
         s = rstd[t]
-        ds = 0.0
+        ds = f(0)
         for c in range(C - 1, -1, -1):
             ds += inp[t, c] * dout[t, c]
-        ms = 0.0
+        ms = f(0)
         for c in range(C):
             ms += inp[t, c] * inp[t, c]
-        dsq = inv_C * ((-0.5 * math.pow(ms * inv_C + eps, -1.5)) * ds)
+        dsq = inv_C * ((f(-0.5) * math.pow(ms * inv_C + eps, f(-1.5))) * ds)
         for c in range(C):
             d = dinp[t, c] + s * dout[t, c]
             d = d + inp[t, c] * dsq
@@ -120,7 +126,7 @@ def target_logit_aside_kernel(dtargets, dlogits, targets):
     t = cuda.grid(1)
     if t < targets.shape[0]:
         dtargets[t] = dlogits[t, targets[t]]
-        dlogits[t, targets[t]] = 0.0
+        dlogits[t, targets[t]] = 0
 
 
 @cuda.jit
@@ -153,26 +159,27 @@ def attention_forward_kernel(out, att_exps, qkv, pos, a, n, n_head, scale):
     """Query row r = a+i at position p = pos[i] reads the key rows r-p .. r of its
     document: key position s is row r-p+s."""
     i = cuda.grid(1)                  # one thread per (head, query row)
+    f = qkv.dtype.type
     if i < n_head * n:
         h, r, p = i // n, a + i % n, pos[i % n]
         r0 = r - p
         C = qkv.shape[1] // 3
         hs = h * (C // n_head)
         e = att_exps[h, r]
-        mx = -math.inf
+        mx = f(-math.inf)
         for s in range(p + 1):
-            acc = 0.0
+            acc = f(0)
             for j in range(C // n_head):
                 acc += qkv[r, hs + j] * qkv[r0 + s, C + hs + j]
             e[s] = acc * scale
             mx = max(mx, e[s])
-        total = 0.0
+        total = f(0)
         for s in range(p + 1):
             e[s] = math.exp(e[s] - mx)
             total += e[s]
-        inv_total = math.pow(total, -1.0)
+        inv_total = math.pow(total, f(-1))
         for j in range(C // n_head):
-            acc = 0.0
+            acc = f(0)
             for s in range(p + 1):
                 acc += (e[s] * inv_total) * qkv[r0 + s, 2 * C + hs + j]
             out[r, hs + j] = acc
@@ -186,6 +193,7 @@ def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv,
     from its exps) for the key kernel; dlogits[h, r] holds d(weights) until it is
     overwritten."""
     i = cuda.grid(1)
+    f = qkv.dtype.type
     if i < n_head * n:
         h, r, p = i // n, a + i % n, pos[i % n]
         r0 = r - p
@@ -193,14 +201,14 @@ def attention_backward_query_kernel(dqkv, dlogits, weights, att_exps, dout, qkv,
         hd = C // n_head
         hs = h * hd
         e = att_exps[h, r]
-        total = 0.0                   # the forward's exps' total, as it summed it
+        total = f(0)                  # the forward's exps' total, as it summed it
         for s in range(p + 1):
             total += e[s]
-        inv_total = math.pow(total, -1.0)
-        dinv = -math.pow(total, -2.0)
-        dtotal = 0.0
+        inv_total = math.pow(total, f(-1))
+        dinv = -math.pow(total, f(-2))
+        dtotal = f(0)
         for s in range(p, -1, -1):
-            acc = 0.0
+            acc = f(0)
             for j in range(hd - 1, -1, -1):
                 acc += qkv[r0 + s, 2 * C + hs + j] * dout[r, hs + j]
             dlogits[h, r, s] = acc                         # d(weight)
@@ -239,7 +247,8 @@ def relu_forward_kernel(out, inp):
     n, C = inp.shape
     if i < n * C:
         t, c = i // C, i % C
-        out[t, c] = inp[t, c] if inp[t, c] > 0 else 0
+        zero = inp.dtype.type(0)
+        out[t, c] = inp[t, c] if inp[t, c] > zero else zero
 
 
 @cuda.jit
@@ -248,7 +257,7 @@ def relu_backward_kernel(dinp, dout, inp):
     n, C = inp.shape
     if i < n * C:
         t, c = i // C, i % C
-        if inp[t, c] > 0:
+        if inp[t, c] > inp.dtype.type(0):
             dinp[t, c] += dout[t, c]
 
 
@@ -275,15 +284,16 @@ def residual_backward_kernel(dinp1, dinp2, dout):
 def softmax_forward_kernel(probs, exps, logits, inv_temperature):
     t = cuda.grid(1)
     n, V = logits.shape
+    f = logits.dtype.type
     if t < n:
-        mx = -math.inf
+        mx = f(-math.inf)
         for c in range(V):
             mx = max(mx, logits[t, c] * inv_temperature)
-        total = 0.0
+        total = f(0)
         for c in range(V):
             exps[t, c] = math.exp(logits[t, c] * inv_temperature - mx)
             total += exps[t, c]
-        inv_total = math.pow(total, -1.0)
+        inv_total = math.pow(total, f(-1))
         for c in range(V):
             probs[t, c] = exps[t, c] * inv_total
 
@@ -297,16 +307,17 @@ def crossentropy_forward_kernel(losses, probs, targets):
 
 @cuda.jit
 def batch_mean_kernel(loss, losses, ndoc, inv_batch):
+    f = losses.dtype.type
     if cuda.grid(1) == 0:             # a few hundred losses: one thread sums, in order
         n = losses.shape[0]
-        total = 0.0
+        total = f(0)
         t = 0
         while t < n:                  # the batch's documents, in order
             m = ndoc[t]
-            doc = 0.0
+            doc = f(0)
             for u in range(t, t + m):
                 doc += losses[u]
-            total += doc * (1 / m)
+            total += doc * (f(1) / f(m))
             t += m
         loss[0] = total * inv_batch
 
@@ -315,15 +326,16 @@ def batch_mean_kernel(loss, losses, ndoc, inv_batch):
 def crossentropy_softmax_backward_kernel(dlogits, exps, targets, ndoc, inv_batch):
     t = cuda.grid(1)
     n, V = exps.shape
+    f = exps.dtype.type
     if t < n:
-        total = 0.0                   # the forward's exps' total, as it summed it
+        total = f(0)                  # the forward's exps' total, as it summed it
         for c in range(V):
             total += exps[t, c]
-        inv_total = math.pow(total, -1.0)
+        inv_total = math.pow(total, f(-1))
         target = targets[t]
         e_target = exps[t, target]
-        dp = (1 / (e_target * inv_total)) * -((1 / ndoc[t]) * inv_batch)
-        dtotal = -math.pow(total, -2.0) * (e_target * dp)
+        dp = (f(1) / (e_target * inv_total)) * -((f(1) / f(ndoc[t])) * inv_batch)
+        dtotal = -math.pow(total, f(-2)) * (e_target * dp)
         for c in range(V):
             de = inv_total * dp + dtotal if c == target else dtotal
             dlogits[t, c] += exps[t, c] * de
@@ -333,11 +345,12 @@ def crossentropy_softmax_backward_kernel(dlogits, exps, targets, ndoc, inv_batch
 def adam_update_kernel(params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
                        one_minus_beta2, bias1, bias2, eps):
     i = cuda.grid(1)
+    f = params.dtype.type
     if i < params.shape[0]:
         g = grads[i]
         m[i] = beta1 * m[i] + one_minus_beta1 * g
-        v[i] = beta2 * v[i] + one_minus_beta2 * math.pow(g, 2.0)
-        params[i] -= lr * (m[i] / bias1) / (math.pow(v[i] / bias2, 0.5) + eps)
+        v[i] = beta2 * v[i] + one_minus_beta2 * math.pow(g, f(2))
+        params[i] -= lr * (m[i] / bias1) / (math.pow(v[i] / bias2, f(0.5)) + eps)
 
 
 PRECISIONS = {'fp64': (np.float64, 'tiled'), 'fp32': (np.float32, 'tiled'),
@@ -348,13 +361,17 @@ class CudaKernels:
     """The kernel namespace K of the twin model (microgpt/twin/model.py), on the GPU.
 
     precision: 'fp64' (float64 everywhere: matches the reference like the other twins),
-    'fp32' (float32 arrays and GEMMs) or 'tc' (float32 arrays, GEMMs with float16
-    operands accumulating in float32, as tensor cores do).
+    'fp32' (float32 arrays and GEMMs) or 'tc' (float32 arrays, GEMMs on the tensor cores
+    with float16 operands accumulating in float32). The model's float arguments reach
+    the kernels in the arrays' type, so an fp32 kernel computes in float32 only.
     """
 
     def __init__(self, precision='fp64'):
         self.dtype, self.gemm_kernel = PRECISIONS[precision]
         self.attention_scratch = {}
+
+    def _scalars(self, *values):
+        return tuple(self.dtype(v) for v in values)
 
     # memory: the model's arrays live on the device
     def zeros(self, size):
@@ -370,24 +387,27 @@ class CudaKernels:
     # the kernels
     def zero(self, x):
         x = x.reshape(x.size)                     # (contiguous: the model zeroes whole rows)
-        zero_kernel[_blocks(x.shape[0])](x)
+        launch(zero_kernel, *_blocks(x.shape[0]), x)
 
     def pack_batch(self, batch, tokens, lengths):
         """tokens: on the device; lengths: the host's (the row count comes back at once)."""
-        pack_batch_kernel[_blocks(tokens.shape[0])](*batch, tokens, cuda.to_device(lengths))
+        launch(pack_batch_kernel, *_blocks(tokens.shape[0]), *batch, tokens,
+               cuda.to_device(lengths))
         return int(lengths.sum())
 
     def encoder_forward(self, out, tokens, pos, wte, wpe):
-        encoder_forward_kernel[_blocks(out.size)](out, tokens, pos, wte, wpe)
+        launch(encoder_forward_kernel, *_blocks(out.size), out, tokens, pos, wte, wpe)
 
     def encoder_backward(self, dwte, dwpe, dout, tokens, pos):
-        encoder_backward_kernel[_blocks(dout.shape[1])](dwte, dwpe, dout, tokens, pos)
+        launch(encoder_backward_kernel, *_blocks(dout.shape[1]), dwte, dwpe, dout, tokens, pos)
 
     def rmsnorm_forward(self, out, rstd, inp, inv_C, eps):
-        rmsnorm_forward_kernel[_blocks(inp.shape[0])](out, rstd, inp, inv_C, eps)
+        launch(rmsnorm_forward_kernel, *_blocks(inp.shape[0]), out, rstd, inp,
+               *self._scalars(inv_C, eps))
 
     def rmsnorm_backward(self, dinp, dout, inp, rstd, inv_C, eps):
-        rmsnorm_backward_kernel[_blocks(inp.shape[0])](dinp, dout, inp, rstd, inv_C, eps)
+        launch(rmsnorm_backward_kernel, *_blocks(inp.shape[0]), dinp, dout, inp, rstd,
+               *self._scalars(inv_C, eps))
 
     def matmul_forward(self, out, inp, w):
         gemm(out, inp, w, form='nt', kernel=self.gemm_kernel)                # inp @ w.T
@@ -396,13 +416,16 @@ class CudaKernels:
         if self.dtype != np.float64:      # fp32, tc: the GEMMs, in their own order
             gemm(dinp, dout, w, form='nn', kernel=self.gemm_kernel, accumulate=True)
         else:
-            matmul_backward_input_kernel[_blocks(dinp.size)](dinp, dout, w, order, which)
+            launch(matmul_backward_input_kernel, *_blocks(dinp.size), dinp, dout, w, order,
+                   which)
 
     def target_logit_aside(self, dtargets, dlogits, targets):
-        target_logit_aside_kernel[_blocks(targets.shape[0])](dtargets, dlogits, targets)
+        launch(target_logit_aside_kernel, *_blocks(targets.shape[0]), dtargets, dlogits,
+               targets)
 
     def target_logit_backward(self, dinp, dlogits, w, targets, dtargets):
-        target_logit_backward_kernel[_blocks(dinp.size)](dinp, dlogits, w, targets, dtargets)
+        launch(target_logit_backward_kernel, *_blocks(dinp.size), dinp, dlogits, w, targets,
+               dtargets)
 
     def matmul_backward_weight(self, dw, dout, inp, o0, o1):
         if self.dtype != np.float64:
@@ -410,7 +433,7 @@ class CudaKernels:
                  accumulate=True)
         else:
             dw = dw[o0:o1]
-            matmul_backward_weight_kernel[_blocks(dw.size)](dw, dout, inp, o0)
+            launch(matmul_backward_weight_kernel, *_blocks(dw.size), dw, dout, inp, o0)
 
     def step_parts(self, ndoc, n, hp):
         """One part (model.train_step): each kernel spreads the whole step's rows over
@@ -418,8 +441,8 @@ class CudaKernels:
         return 1
 
     def attention_forward(self, out, att_exps, qkv, pos, a, n, n_head, scale):
-        attention_forward_kernel[_blocks(n_head * n)](out, att_exps, qkv, pos, a, n, n_head,
-                                                      scale)
+        launch(attention_forward_kernel, *_blocks(n_head * n), out, att_exps, qkv, pos, a, n,
+               n_head, *self._scalars(scale))
 
     def attention_backward(self, dqkv, dout, qkv, att_exps, pos, a, n, n_head, scale):
         shape = att_exps.shape
@@ -428,35 +451,37 @@ class CudaKernels:
         scratch = self.attention_scratch[shape]
         dlogits, weights = scratch[0], scratch[1]
         grid = _blocks(n_head * n)
-        attention_backward_query_kernel[grid](dqkv, dlogits, weights, att_exps, dout, qkv, pos,
-                                              a, n, n_head, scale)
-        attention_backward_key_kernel[grid](dqkv, dlogits, weights, dout, qkv, pos, a, n, n_head)
+        launch(attention_backward_query_kernel, *grid, dqkv, dlogits, weights, att_exps, dout,
+               qkv, pos, a, n, n_head, *self._scalars(scale))
+        launch(attention_backward_key_kernel, *grid, dqkv, dlogits, weights, dout, qkv, pos, a,
+               n, n_head)
 
     def relu_forward(self, out, inp):
-        relu_forward_kernel[_blocks(inp.size)](out, inp)
+        launch(relu_forward_kernel, *_blocks(inp.size), out, inp)
 
     def relu_backward(self, dinp, dout, inp):
-        relu_backward_kernel[_blocks(inp.size)](dinp, dout, inp)
+        launch(relu_backward_kernel, *_blocks(inp.size), dinp, dout, inp)
 
     def residual_forward(self, out, inp1, inp2):
-        residual_forward_kernel[_blocks(out.size)](out, inp1, inp2)
+        launch(residual_forward_kernel, *_blocks(out.size), out, inp1, inp2)
 
     def residual_backward(self, dinp1, dinp2, dout):
-        residual_backward_kernel[_blocks(dout.size)](dinp1, dinp2, dout)
+        launch(residual_backward_kernel, *_blocks(dout.size), dinp1, dinp2, dout)
 
     def softmax_forward(self, probs, exps, logits, inv_temperature):
-        softmax_forward_kernel[_blocks(logits.shape[0])](probs, exps, logits, inv_temperature)
+        launch(softmax_forward_kernel, *_blocks(logits.shape[0]), probs, exps, logits,
+               *self._scalars(inv_temperature))
 
     def crossentropy_forward(self, losses, loss, probs, targets, ndoc, inv_batch):
-        crossentropy_forward_kernel[_blocks(losses.shape[0])](losses, probs, targets)
-        batch_mean_kernel[1, 1](loss, losses, ndoc, inv_batch)
+        launch(crossentropy_forward_kernel, *_blocks(losses.shape[0]), losses, probs, targets)
+        launch(batch_mean_kernel, 1, 1, loss, losses, ndoc, *self._scalars(inv_batch))
 
     def crossentropy_softmax_backward(self, dlogits, exps, targets, ndoc, inv_batch):
-        crossentropy_softmax_backward_kernel[_blocks(exps.shape[0])](dlogits, exps, targets,
-                                                                    ndoc, inv_batch)
+        launch(crossentropy_softmax_backward_kernel, *_blocks(exps.shape[0]), dlogits, exps,
+               targets, ndoc, *self._scalars(inv_batch))
 
     def adam_update(self, params, grads, m, v, lr, beta1, beta2, one_minus_beta1,
                     one_minus_beta2, bias1, bias2, eps):
-        adam_update_kernel[_blocks(params.shape[0])](params, grads, m, v, lr, beta1, beta2,
-                                                     one_minus_beta1, one_minus_beta2,
-                                                     bias1, bias2, eps)
+        launch(adam_update_kernel, *_blocks(params.shape[0]), params, grads, m, v,
+               *self._scalars(lr, beta1, beta2, one_minus_beta1, one_minus_beta2, bias1, bias2,
+                              eps))

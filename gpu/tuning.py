@@ -11,9 +11,8 @@ several blocks and every edge-tile path runs under the simulator.
 TILE_M, TILE_N, TILE_K = 64, 64, 16
 THREAD_M, THREAD_N = 4, 4
 
-# gemm_tc: one warp computes a 16 x 16 fragment of C per K-step of 16, as WMMA's
-# m16n16k16; a block has WARPS_M x WARPS_N warps.
-FRAGMENT = 16
+# gemm_tc: a block has WARPS_M x WARPS_N warps, each computing a 16 x 16 tile of C
+# (gpu/gemm.py; the tile is the instruction's shape, not a tunable).
 WARPS_M, WARPS_N = 2, 2
 
 # gemm_naive and the model's elementwise and per-row kernels: threads per block.

@@ -1,0 +1,53 @@
+"""Every kernel launch of the GPU tier passes through launch(): the one place that counts
+launches, and that records, under `recording()`, which kernel ran with which argument
+types. scripts/gpu_report.py records a few training steps under the simulator, then
+compiles each kernel for real GPUs with exactly those types (gpu/ptx.py).
+
+A kernel is named by its `key`: its function's name for a module-level kernel, or the
+factory call that builds it (gpu/gemm.py sets `kernel.key`), so that another process
+can build it again.
+"""
+import contextlib
+
+import numba
+import numpy as np
+from numba.core import types
+
+_records = None
+
+
+def kernel_key(kernel):
+    return getattr(kernel, 'key', None) or (kernel.py_func.__name__,)
+
+
+@contextlib.contextmanager
+def recording():
+    """Within: every launch appends (kernel key, its arguments' descriptions)."""
+    global _records
+    outer, _records = _records, []
+    try:
+        yield _records
+    finally:
+        _records = outer
+
+
+def launch(kernel, griddim, blockdim, *args, stream=0):
+    if _records is not None:
+        _records.append((kernel_key(kernel), tuple(describe(a) for a in args)))
+    kernel[griddim, blockdim, stream](*args)
+
+
+def describe(value):
+    """A value's numba type as plain data: ('array', dtype, ndim, layout) or
+    ('scalar', dtype)."""
+    t = numba.typeof(value)
+    if isinstance(t, types.Array):
+        return ('array', str(t.dtype), t.ndim, t.layout)
+    return ('scalar', str(np.dtype(numba.np.numpy_support.as_dtype(t))))
+
+
+def numba_type(description):
+    """The numba type that describe() described."""
+    kind, dtype, *shape = description
+    t = numba.from_dtype(np.dtype(dtype))
+    return types.Array(t, *shape) if kind == 'array' else t
