@@ -8,6 +8,7 @@ factory call that builds it (gpu/gemm.py sets `kernel.key`), so that another pro
 can build it again.
 """
 import contextlib
+import importlib
 
 import numba
 import numpy as np
@@ -38,16 +39,27 @@ def launch(kernel, griddim, blockdim, *args, stream=0):
 
 
 def describe(value):
-    """A value's numba type as plain data: ('array', dtype, ndim, layout) or
-    ('scalar', dtype)."""
+    """A value's numba type as plain data: ('array', dtype, ndim, layout),
+    ('scalar', dtype), or ('namedtuple', 'module.Class', [its fields' descriptions])."""
     t = numba.typeof(value)
     if isinstance(t, types.Array):
         return ('array', str(t.dtype), t.ndim, t.layout)
+    if isinstance(t, types.BaseNamedTuple):
+        cls = type(value)
+        return ('namedtuple', f'{cls.__module__}.{cls.__qualname__}',
+                [describe(v) for v in value])
     return ('scalar', str(np.dtype(numba.np.numpy_support.as_dtype(t))))
 
 
 def numba_type(description):
     """The numba type that describe() described."""
-    kind, dtype, *shape = description
-    t = numba.from_dtype(np.dtype(dtype))
-    return types.Array(t, *shape) if kind == 'array' else t
+    kind, *rest = description
+    if kind == 'namedtuple':
+        module, _, name = rest[0].rpartition('.')
+        cls = getattr(importlib.import_module(module), name)
+        fields = [numba_type(d) for d in rest[1]]
+        if all(f == fields[0] for f in fields):
+            return types.NamedUniTuple(fields[0], len(fields), cls)
+        return types.NamedTuple(fields, cls)
+    t = numba.from_dtype(np.dtype(rest[0]))
+    return types.Array(t, *rest[1:]) if kind == 'array' else t

@@ -8,11 +8,13 @@ Needs numba-cuda and NVIDIA's compiler wheels (the `cuda` extra), and no simulat
 numba's simulator compiles nothing. scripts/gpu_report.py and tests/test_gpu_compile.py
 use it.
 """
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from types import SimpleNamespace
 from dataclasses import dataclass
 
 ARCHS = ((8, 0), (9, 0))          # A100, H100: the tensor cores' m16n8k16 on both
@@ -54,18 +56,34 @@ def missing():
 
 def kernel(key):
     """The kernel that gpu/launch.py's key names."""
-    from . import gemm, kernels
+    from . import fused, gemm, kernels
     if hasattr(gemm, key[0]):
         made = getattr(gemm, key[0])(*key[1:])
         return made[0] if isinstance(made, tuple) else made
-    return getattr(kernels, key[0])
+    return getattr(kernels if hasattr(kernels, key[0]) else fused, key[0])
+
+
+@contextlib.contextmanager
+def _device_of(cc):
+    """numba-cuda compiles the device functions a kernel calls for the current device's
+    compute capability, which takes a driver to ask; with no GPU, a stand-in device of
+    capability cc answers. (A device function compiled once is reused for the next cc:
+    nothing in this project's device functions depends on it.)"""
+    from numba.cuda import dispatcher
+    real = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=cc)
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = real
 
 
 def compile_ptx(key, argtypes, cc):
     """PTX of a kernel for compute capability cc, with gpu/nvvm.py's policy (which
     importing gpu installs)."""
     from numba import cuda
-    ptx, _ = cuda.compile_ptx(kernel(key).py_func, tuple(argtypes), cc=cc)
+    with _device_of(cc):
+        ptx, _ = cuda.compile_ptx(kernel(key).py_func, tuple(argtypes), cc=cc)
     return ptx
 
 
@@ -78,13 +96,16 @@ class Assembled:
 
 
 def assemble(ptx, cc):
-    """ptxas for sm_XY, its resource line, and nvdisasm's SASS."""
+    """ptxas for sm_XY, its resource line, and nvdisasm's SASS. Relocatable (-c): a
+    kernel that reshapes calls numba-cuda's numba_attempt_nocopy_reshape, which numba-cuda
+    links in from its own CUDA source when it loads the kernel on a GPU."""
     arch = f'sm_{cc[0]}{cc[1]}'
     with tempfile.TemporaryDirectory() as d:
         src, cubin = os.path.join(d, 'k.ptx'), os.path.join(d, 'k.cubin')
         with open(src, 'w') as f:
             f.write(ptx)
-        info = subprocess.run([_wheel_tool('ptxas'), f'-arch={arch}', '-v', src, '-o', cubin],
+        info = subprocess.run([_wheel_tool('ptxas'), f'-arch={arch}', '-c', '-v', src, '-o',
+                               cubin],
                               capture_output=True, text=True)
         if info.returncode != 0:
             raise RuntimeError(f"ptxas {arch}: {info.stderr.strip()}")
@@ -142,10 +163,27 @@ def libdevice_fma(cc):
 
 
 def libdevice_calls(key):
-    """{name: call sites} of math.exp, math.log and math.pow in a kernel's source."""
+    """{name: call sites} of math.exp, math.log and math.pow in a kernel's source and in
+    the device functions it calls, by name in gpu/kernels.py and gpu/fused.py (the
+    fused kernel's bound model functions among them) or by closure, transitively."""
     import inspect
-    source = inspect.getsource(kernel(key).py_func)
-    return {name: source.count(f'math.{name}(') for name in LIBDEVICE}
+
+    from . import fused, kernels
+    spaces = (vars(kernels), vars(fused), vars(fused._bound))
+    counts, seen, todo = dict.fromkeys(LIBDEVICE, 0), set(), [kernel(key).py_func]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        source = inspect.getsource(f)
+        for name in LIBDEVICE:
+            counts[name] += source.count(f'math.{name}(')
+        todo += [space[n].py_func for n in f.__code__.co_names for space in spaces
+                 if hasattr(space.get(n), 'py_func')]
+        todo += [cell.cell_contents.py_func for cell in f.__closure__ or ()
+                 if hasattr(cell.cell_contents, 'py_func')]      # fused.in_block's bodies
+    return counts
 
 
 def contraction_witness(cc):

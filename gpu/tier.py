@@ -8,6 +8,7 @@ from numba import cuda
 
 from microgpt.twin import TwinGPT
 
+from . import fused, tuning
 from .kernels import PRECISIONS, CudaKernels
 
 if not cuda.is_available():
@@ -32,8 +33,26 @@ class CudaGPT(TwinGPT):
         """None: the arrays live on the GPU, not in this machine's memory."""
         return None
 
-    def __init__(self, config, vocab_size, precision='fp64'):
+    def __init__(self, config, vocab_size, precision='fp64', fused=None):
+        """fused: train each chunk of steps in one launch (gpu/fused.py); by default
+        in fp64 for models of at most tuning.FUSED_MAX_PARAMS parameters."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.kernels = CudaKernels(precision)
         super().__init__(config, vocab_size)
+        if fused is None:
+            fused = precision == 'fp64' and self.num_params <= tuning.FUSED_MAX_PARAMS
+        if fused and precision != 'fp64':
+            raise ValueError("the fused step runs fp64 only")
+        self.fused = fused
+
+    def train_steps(self, tokens, lengths, first_step):
+        if not self.fused:
+            return super().train_steps(tokens, lengths, first_step)
+        K = self.kernels
+        schedule = self.adam_schedule(first_step, tokens.shape[0])
+        losses = K.zeros(tokens.shape[0])
+        fused.train_steps(self.flat, self.batch, K.to_device(tokens), K.to_device(lengths),
+                          K.to_device(schedule), self.hp, self.adam_step(first_step),
+                          self.orders, losses, tuning.FUSED_THREADS)
+        return K.to_host(losses).tolist()

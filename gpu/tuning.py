@@ -19,3 +19,13 @@ WARPS_M, WARPS_N = 2, 2
 THREADS = 128
 # gemm_naive's 2-D blocks: NAIVE_BLOCK x NAIVE_BLOCK threads.
 NAIVE_BLOCK = 16
+
+# The fused step (gpu/fused.py): one block of FUSED_THREADS threads runs whole training
+# steps, for models of at most FUSED_MAX_PARAMS parameters. One block is one
+# multiprocessor of the GPU's hundred-odd: worth it while launch latency (some 5 us a
+# launch, 54 launches a step) outweighs the work. The reference's 4,192 parameters are
+# far inside; where multi-launch overtakes it is for a GPU to measure (not done yet).
+# 128 threads: ptxas gives the fused kernel 255 registers a thread, and a multiprocessor
+# has 64K, which 256 threads would take whole.
+FUSED_THREADS = 128
+FUSED_MAX_PARAMS = 100_000

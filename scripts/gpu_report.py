@@ -4,8 +4,9 @@
     python scripts/gpu_report.py [--json PATH] [--write-docs]
 
 1. Records (in a subprocess, under numba's CUDA simulator) which kernels one training
-   step and one sampling step launch, with which argument types, in each precision, at
-   n_embd 8, n_head 2, block_size 8, batch 1 and 3 (gpu/launch.py).
+   step and one sampling step launch, with which argument types, in each precision
+   (fp64 both fused, gpu/fused.py, and op by op), at n_embd 8, n_head 2, block_size 8,
+   batch 1 and 3 (gpu/launch.py).
 2. Compiles each recorded kernel with exactly those types to PTX for sm_80 and sm_90
    (numba-cuda, NVVM, with gpu/nvvm.py's fp64 policy), assembles it with ptxas and
    disassembles it with nvdisasm (gpu/ptx.py).
@@ -27,7 +28,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-PRECISIONS = ('fp64', 'fp32', 'tc')
+# (label, precision, fused): fp64 trains fused at this size by default (gpu/fused.py);
+# its op-by-op kernels are recorded too, as larger models launch them
+RUNS = (('fp64', 'fp64', False), ('fp64 fused', 'fp64', True), ('fp32', 'fp32', False),
+        ('tc', 'tc', False))
 BATCHES = (1, 3)
 TINY = dict(n_embd=8, n_head=2, block_size=8)
 # Documents as token ids, [BOS, ..., BOS] (vocab 27, BOS 26): what a step trains on
@@ -35,18 +39,17 @@ DOCS = [[26, 4, 12, 12, 0, 26], [26, 0, 13, 13, 26], [26, 9, 14, 7, 13, 26]]
 
 
 def record():
-    """Run under the simulator: {precision: {'step': [launch, ...], 'sample': [...],
-    'launches': {batch: n}}}, a launch being [kernel key, argument descriptions]."""
-    import numpy as np
-
+    """Run under the simulator: {label: {'launches': [launch, ...], 'per_step': {batch:
+    n}}}, a launch being [kernel key, argument descriptions], each once."""
     from gpu.launch import recording
     from gpu.tier import CudaGPT
     from microgpt.config import GPTConfig
     out = {}
-    for precision in PRECISIONS:
+    for label, precision, fused in RUNS:
         launches, counts = [], {}
         for batch in BATCHES:
-            model = CudaGPT(GPTConfig(**TINY, batch_size=batch), 27, precision=precision)
+            model = CudaGPT(GPTConfig(**TINY, batch_size=batch), 27, precision=precision,
+                            fused=fused)
             with recording() as step:
                 model.train_step(DOCS[:batch], 0)
             counts[batch] = len(step)
@@ -55,8 +58,7 @@ def record():
             model.next_probs(26, 0, model.new_cache(), 0.5)
         launches += sample
         unique = {json.dumps(x): x for x in launches}     # each kernel and types once
-        out[precision] = {'launches': list(unique.values()), 'per_step': counts}
-        np.random.seed(0)
+        out[label] = {'launches': list(unique.values()), 'per_step': counts}
     return out
 
 
@@ -89,7 +91,7 @@ def compile_all(records):
                     'spill_bytes': asm.spill_bytes, 'f64': ptx.count_f64(text),
                     'fma_f64': ptx.count_fma(text, 64), 'fma_f32': ptx.count_fma(text, 32),
                     'hmma': ptx.count_hmma(asm.sass)}
-            if precision == 'fp64':
+            if precision.startswith('fp64'):
                 nvvm.use(False)
                 try:
                     row['fma_f64_nvvm_default'] = ptx.count_fma(

@@ -24,7 +24,7 @@ from microgpt.twin import numpy_kernels
 
 
 SMALL = dict(TILE_M=8, TILE_N=8, TILE_K=4, THREAD_M=2, THREAD_N=2, WARPS_M=1, WARPS_N=2,
-             THREADS=8, NAIVE_BLOCK=4)
+             THREADS=8, NAIVE_BLOCK=4, FUSED_THREADS=8)
 MEDIUM = dict(SMALL, TILE_M=32, TILE_N=32, TILE_K=16, THREAD_M=4, THREAD_N=4, WARPS_M=2)
 
 
@@ -173,13 +173,47 @@ def test_cuda_tier_end_to_end(precision, data_path, scalar_tiny):
         assert worst > 0          # really another precision
 
 
-def test_cuda_fp64_batches_are_the_scalar_spec(data_path):
+@pytest.mark.parametrize('fused', [True, False])
+def test_cuda_fp64_batches_are_the_scalar_spec(fused, data_path):
+    """fp64 trains fused at this size (gpu/fused.py), and op by op for larger models:
+    both are the scalar spec at batch 3, every loss and sample."""
+    from functools import partial
+
     from gpu.tier import CudaGPT
     config = GPTConfig(**dict(TINY.asdict(), batch_size=3, steps=2))
     expected = run_quiet(config, data_path, gpt.ScalarGPT)
-    result = run_quiet(config, data_path, CudaGPT)
+    result = run_quiet(config, data_path, partial(CudaGPT, fused=fused))
+    assert result['model'].fused == fused
     assert result['losses'] == expected['losses']
     assert result['samples'] == expected['samples']
+
+
+@pytest.mark.parametrize('fused, launches', [(True, 1), (False, 53)])
+def test_cuda_launches_per_chunk_of_steps(fused, launches):
+    """Three steps in one call into the model: one launch in all when fused; op by op,
+    each step launches every kernel again."""
+    from gpu.launch import recording
+    from gpu.tier import CudaGPT
+    config = GPTConfig(**dict(TINY.asdict(), batch_size=2))
+    model = CudaGPT(config, 27, fused=fused)
+    tokens = np.array([[[26, 4, 12, 26, 0, 0, 0, 0, 0], [26, 0, 13, 13, 26, 0, 0, 0, 0]]] * 3)
+    lengths = np.array([[3, 4]] * 3)
+    with recording() as launched:
+        losses = model.train_steps(tokens, lengths, 0)
+    assert len(launched) == (launches if fused else 3 * launches)
+    assert len(losses) == 3 and losses[2] < losses[0]
+
+
+def test_fused_step_is_for_fp64_and_small_models():
+    from gpu import tuning
+    from gpu.tier import CudaGPT
+    assert CudaGPT(TINY, 27).fused
+    assert not CudaGPT(TINY, 27, precision='fp32').fused
+    wide = GPTConfig(**dict(TINY.asdict(), n_embd=96, n_head=2))      # 12 * 96^2 > 100,000
+    assert CudaGPT(wide, 27).num_params > tuning.FUSED_MAX_PARAMS
+    assert not CudaGPT(wide, 27).fused
+    with pytest.raises(ValueError, match='fp64 only'):
+        CudaGPT(TINY, 27, precision='tc', fused=True)
 
 
 @pytest.mark.skipif(HAS_GPU, reason='this machine has a GPU: there is no error to see')

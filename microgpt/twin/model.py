@@ -374,6 +374,17 @@ def adam_in_parts(flat, adam, parts):
 
 
 @model_function
+def step_whole(flat, P, G, A, dA, batch, n, hp, adam, orders):
+    """A training step in one part, less its loss: forward, backward, Adam."""
+    forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
+    K.softmax_forward(A.probs[:n], A.exps[:n], A.logits[:n], 1.0)
+    zero_activation_grads(dA, 0, n, hp)
+    backward_rows(P, A, dA, batch, 0, n, hp, orders)
+    backward_weights(G, A, dA, batch, n, hp, 0, 1)
+    adam_update(flat, adam, 0, flat.params.shape[0])
+
+
+@model_function
 def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     """One training step on a batch of documents, packed into n rows (Batch): forward,
     backward, Adam. P, G, A and dA are views of flat's parameters, gradients,
@@ -387,18 +398,13 @@ def train_step(flat, P, G, A, dA, batch, n, hp, adam, orders):
     is computed whole by one of them, its sums in order. Each of the three is a
     function of its own, so that no compiler can fuse their loops (numba would, and
     run Adam on gradients not yet complete). One part runs on the calling thread,
-    without a parallel region or even a call to step_rows(): a default step is some
-    35 us, and each costs it a little.
+    without a parallel region (step_whole): a default step is some 35 us, and a region
+    costs it a little. gpu/fused.py runs step_whole() in one launch.
     """
     K.zero(flat.grads)
     parts = K.step_parts(batch.ndoc, n, hp)
-    if parts == 1:                # step_rows() and the rest, without a call of their own
-        forward(P, A, batch.tokens[:n], batch.pos[:n], 0, n, hp)
-        K.softmax_forward(A.probs[:n], A.exps[:n], A.logits[:n], 1.0)
-        zero_activation_grads(dA, 0, n, hp)
-        backward_rows(P, A, dA, batch, 0, n, hp, orders)
-        backward_weights(G, A, dA, batch, n, hp, 0, 1)
-        adam_update(flat, adam, 0, flat.params.shape[0])
+    if parts == 1:
+        step_whole(flat, P, G, A, dA, batch, n, hp, adam, orders)
     else:
         rows_in_parts(P, A, dA, batch, n, parts, hp, orders)
         weights_in_parts(G, A, dA, batch, n, hp, parts)
