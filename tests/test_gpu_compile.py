@@ -112,3 +112,19 @@ def test_the_fused_step_is_one_launch_and_compiles(report):
     fused = [r for r in rows(report, 'fp64 fused') if r['kernel'][0] == 'train_steps_kernel']
     assert len(fused) == 1               # batch 1 and 3 pass the same types
     assert set(fused[0]['arch']) == {'sm_80', 'sm_90'}
+
+
+def test_libdevice_exp_runs_on_the_cpu_within_one_ulp_of_glibc():
+    """scripts/libdevice_exp.py (docs/gpu.md's count): libdevice's float64 exp, compiled
+    for the CPU, differs from glibc's on some arguments, never by more than 1 ulp. A
+    wrongly emulated intrinsic would give wrong results, not 1-ulp differences."""
+    p = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'libdevice_exp.py'),
+                        '--count', '20000'], env=NO_SIMULATOR, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split('|')[1:-1] for line in p.stdout.splitlines()
+            if line.startswith('| [')]
+    assert len(rows) == 2
+    for _, differ, one, more, worst in rows:
+        assert 0 < int(one.replace(',', '')) and int(more.replace(',', '')) == 0
+        assert worst.strip() == '1'
