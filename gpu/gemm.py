@@ -14,7 +14,8 @@ its product form and its tile sizes (gpu/tuning.py), and cached.
   (gpu/mma.py) per K-step of 16, accumulating in float32.
 
 Each output is accumulated over k in increasing order, from zero: in float64, the order
-of the reference's sums (up to the fused multiply-adds the GPU compiler may form).
+of the reference's sums, each product and sum rounded (gpu/nvvm.py keeps NVVM from
+fusing them).
 """
 from functools import lru_cache
 

@@ -14,8 +14,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from types import SimpleNamespace
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 ARCHS = ((8, 0), (9, 0))          # A100, H100: the tensor cores' m16n8k16 on both
 

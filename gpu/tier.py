@@ -8,7 +8,8 @@ from numba import cuda
 
 from microgpt.twin import TwinGPT
 
-from . import fused, tuning
+from . import tuning
+from .fused import train_steps as train_steps_fused
 from .kernels import PRECISIONS, CudaKernels
 
 if not cuda.is_available():
@@ -52,7 +53,7 @@ class CudaGPT(TwinGPT):
         K = self.kernels
         schedule = self.adam_schedule(first_step, tokens.shape[0])
         losses = K.zeros(tokens.shape[0])
-        fused.train_steps(self.flat, self.batch, K.to_device(tokens), K.to_device(lengths),
+        train_steps_fused(self.flat, self.batch, K.to_device(tokens), K.to_device(lengths),
                           K.to_device(schedule), self.hp, self.adam_step(first_step),
                           self.orders, losses, tuning.FUSED_THREADS)
         return K.to_host(losses).tolist()
