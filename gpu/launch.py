@@ -40,15 +40,17 @@ def launch(kernel, griddim, blockdim, *args, stream=0):
 
 def describe(value):
     """A value's numba type as plain data: ('array', dtype, ndim, layout),
-    ('scalar', dtype), or ('namedtuple', 'module.Class', [its fields' descriptions])."""
-    t = numba.typeof(value)
-    if isinstance(t, types.Array):
-        return ('array', str(t.dtype), t.ndim, t.layout)
-    if isinstance(t, types.BaseNamedTuple):
+    ('scalar', dtype), or ('namedtuple', 'module.Class', [its fields' descriptions]).
+    Read off the value, not numba.typeof: numba's own simulator's arrays have none."""
+    if isinstance(value, tuple):
         cls = type(value)
         return ('namedtuple', f'{cls.__module__}.{cls.__qualname__}',
                 [describe(v) for v in value])
-    return ('scalar', str(np.dtype(numba.np.numpy_support.as_dtype(t))))
+    if np.isscalar(value):
+        return ('scalar', str(np.dtype(numba.np.numpy_support.as_dtype(numba.typeof(value)))))
+    flags = value.flags                 # an array, on the host or the device
+    layout = 'C' if flags['C_CONTIGUOUS'] else 'F' if flags['F_CONTIGUOUS'] else 'A'
+    return ('array', str(value.dtype), value.ndim, layout)
 
 
 def numba_type(description):
